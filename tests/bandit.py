@@ -1,0 +1,51 @@
+"""A one-step continuous bandit trained with the script's own QSM update (used by the learning tests)."""
+
+import numpy as np
+import torch
+
+import qsm_continuous_action as qsm
+
+
+def one_peak(a):
+    """Concave, one maximum at a = 0.4."""
+    return -((a - 0.4) ** 2).sum(-1, keepdim=True)
+
+
+def two_peaks(a):
+    """Two equal maxima, at a = -0.5 and a = +0.5: the one-peak parabola mirrored, smoothed at a = 0."""
+    return -((torch.sqrt(a**2 + 0.01) - 0.5) ** 2).sum(-1, keepdim=True)
+
+
+def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000):
+    """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
+
+    Q = reward here: every episode ends after one step. Returns samples of the trained policy (DDPM, no
+    exploration noise) at the bandit's single state."""
+    torch.manual_seed(seed)
+    args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0)
+    obs_dim, act_dim = 1, 1
+    eps_theta = qsm.Denoiser(obs_dim, act_dim, hidden, 2)
+    critics = (qsm.QNetwork(obs_dim, act_dim, hidden, 2), qsm.QNetwork(obs_dim, act_dim, hidden, 2))
+    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in critics)
+    for q, q_targ in zip(critics, critic_targets):
+        q_targ.load_state_dict(q.state_dict())
+    q_optimizer = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=1e-3)
+    # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
+    actor_optimizer = torch.optim.Adam(eps_theta.parameters(), lr=1e-2)
+    schedule = qsm.ddpm_schedule(5)
+    rb = qsm.ReplayBuffer(warmup + steps, obs_dim, act_dim, seed=seed)
+    obs = np.zeros((1, obs_dim), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    for step in range(warmup + steps):
+        if step < warmup:
+            a = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
+        else:
+            a = qsm.ddpm_sample(eps_theta, torch.as_tensor(obs), schedule)
+            a = (a + args.exploration_noise * torch.randn_like(a)).clamp(-1, 1).numpy()
+        r = reward_fn(torch.as_tensor(a)).numpy()[:, 0]
+        rb.add(obs, obs, a, r, np.ones(1, dtype=np.float32))
+        if step >= warmup:
+            qsm.qsm_update(
+                rb.sample(args.batch_size), eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args
+            )
+    return qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule).numpy()[:, 0]

@@ -1,0 +1,115 @@
+"""The script end to end through its command line, as a user runs it."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "qsm_continuous_action.py")
+# a short Hopper run that still updates (from step 100) and truncates (20-step episodes)
+SHORT_RUN = [
+    "--env-id", "Hopper-v4", "--total-timesteps", "300", "--learning-starts", "100", "--batch-size", "32",
+    "--hidden-dim", "32", "--max-episode-steps", "20", "--eval-frequency", "150", "--eval-episodes", "2", "--no-progress",
+]  # fmt: skip
+TAGS = [
+    "charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/qf1_loss", "losses/qf2_loss",
+    "losses/qf1_values", "losses/qf2_values", "losses/actor_loss", "eval/episodic_return", "qsm/q_grad_norm",
+    "qsm/eps_norm", "qsm/eps_q_grad_cosine", "qsm/action_at_bounds_frac",
+]  # fmt: skip
+
+
+def run(args, cwd):
+    return subprocess.run([sys.executable, SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def scalars(run_dir):
+    acc = EventAccumulator(run_dir)
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("short_run")
+    result = run([*SHORT_RUN, "--save-model", "--cuda"], cwd)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = glob.glob(str(cwd / "runs" / "*"))
+    return result, run_dir, cwd
+
+
+def test_short_run_logs_every_tag(short_run):
+    _, run_dir, _ = short_run
+    logged = scalars(run_dir)
+    assert set(TAGS) <= set(logged), set(TAGS) - set(logged)
+    assert [step for step, _ in logged["losses/qf1_loss"]] == [100, 200]  # updates from learning_starts on
+    assert len(logged["eval/episodic_return"]) == 2  # at 150 and at the end
+    acc = EventAccumulator(run_dir)
+    acc.Reload()
+    assert "hyperparameters/text_summary" in acc.Tags()["tensors"]
+
+
+def test_short_run_hits_truncations(short_run):
+    _, run_dir, _ = short_run
+    lengths = [v for _, v in scalars(run_dir)["charts/episodic_length"]]
+    assert 20 in lengths and max(lengths) <= 20
+
+
+def test_cuda_flag_falls_back_to_cpu_with_a_warning(short_run):
+    result, _, _ = short_run
+    if not torch.cuda.is_available():
+        assert "no GPU is available; running on the CPU" in result.stderr
+
+
+def test_saved_model_loads_and_evaluates(short_run):
+    result, run_dir, cwd = short_run
+    (model,) = glob.glob(os.path.join(run_dir, "*.qsm_model"))
+    assert model in result.stdout.replace("runs/", str(cwd / "runs") + "/")
+    saved = torch.load(model, weights_only=False)
+    assert {"eps_theta", "qf1", "qf2", "args", "obs_dim", "act_dim", "action_low", "action_high"} <= set(saved)
+    evaluation = run(["--load-model", model, "--eval-episodes", "3"], cwd)
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "Hopper-v4: 3 evaluation episodes, return" in evaluation.stdout
+
+
+def test_same_seed_same_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for cwd in (a, b):
+        assert run([*SHORT_RUN, "--seed", "7", "--eval-frequency", "0"], cwd).returncode == 0
+    (run_a,), (run_b,) = glob.glob(str(a / "runs" / "*")), glob.glob(str(b / "runs" / "*"))
+    sa, sb = scalars(run_a), scalars(run_b)
+    for tag in ["charts/episodic_return", "losses/qf1_loss", "losses/actor_loss", "eval/episodic_return"]:
+        assert sa[tag] == sb[tag], tag
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env-id", "CartPole-v1"], "Discrete action space"),
+        (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
+        (["--diffusion-steps", "0"], "--diffusion-steps (T) must be >= 1"),
+        (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
+        (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
+        (["--m-q", "-1"], "--m-q must be > 0"),
+        (["--load-model", "missing.qsm_model"], "no such file"),
+    ],
+)
+def test_bad_input_exits_with_one_readable_line(args, message, tmp_path):
+    result = run(args, tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1
+    assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
+    result = run([*SHORT_RUN, "--critic-lr", "1e12"], tmp_path)
+    assert result.returncode == 1
+    assert "non-finite loss at global step" in result.stderr
+    assert "Traceback" not in result.stderr
