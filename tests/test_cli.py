@@ -95,6 +95,7 @@ def test_same_seed_same_run(tmp_path):
         (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
         (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
         (["--m-q", "-1"], "--m-q must be > 0"),
+        (["--critic-hidden-dim", "0"], "critic sizes must be >= 1"),
         (["--load-model", "missing.qsm_model"], "no such file"),
     ],
 )
