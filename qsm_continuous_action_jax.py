@@ -31,7 +31,6 @@ import numpy as np
 import optax
 import tyro
 from flax import serialization
-from tensorboardX import SummaryWriter
 
 
 @dataclass
@@ -191,7 +190,8 @@ class Denoiser(nn.Module):
     @nn.compact
     def __call__(self, obs, noisy_actions, t):  # t: (B,) integer step index in 0..T-1
         cond = FourierFeatures(self.time_dim)(t.astype(jnp.float32)[:, None])
-        cond = dense(self.time_hidden)(jax.nn.mish(dense(self.time_hidden)(cond)))
+        cond = jax.nn.mish(dense(self.time_hidden)(cond))
+        cond = dense(self.time_hidden)(cond)  # no activation after the time MLP's last layer
         x = jnp.concatenate([noisy_actions, obs, cond], -1)
         for _ in range(self.num_layers):
             x = jax.nn.mish(dense(self.hidden_dim)(x))
@@ -427,6 +427,20 @@ def check_args(args):
     return None
 
 
+def make_writer(logdir):
+    """A tensorboardX writer. tensorboardX imports torch whenever torch is installed (only to accept torch tensors),
+    which costs seconds and memory: hide torch while tensorboardX loads, so that this script never imports it."""
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError, which tensorboardX handles
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if hide_torch:
+            del sys.modules["torch"]
+    return SummaryWriter(logdir)
+
+
 def fail(message, code=2):
     print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -482,7 +496,7 @@ if __name__ == "__main__":
             monitor_gym=True,
             save_code=True,
         )
-    writer = SummaryWriter(f"runs/{run_name}")
+    writer = make_writer(f"runs/{run_name}")
     writer.add_text(
         "hyperparameters",
         "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
