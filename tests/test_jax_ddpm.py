@@ -40,19 +40,19 @@ def test_denoiser_computes_the_same_function_as_the_pytorch_one():
     torch.manual_seed(0)
     eps_torch = qsm_torch.Denoiser(obs_dim=5, act_dim=3, hidden_dim=32, num_layers=3)
     eps_theta = qsm.Denoiser(act_dim=3, hidden_dim=32, num_layers=3)
-    ours = eps_theta.init(jax.random.key(0), jnp.zeros((1, 5)), jnp.zeros((1, 3)), jnp.zeros((1,), jnp.int32))
+    ours = jax.eval_shape(eps_theta.init, jax.random.key(0), jnp.zeros((1, 5)), jnp.zeros((1, 3)), jnp.zeros((1,), jnp.int32))
     params = torch_to_flax_denoiser(eps_torch)
     assert jax.tree.map(np.shape, ours) == jax.tree.map(np.shape, params)  # same layers, same shapes
     obs, a, t = np.random.randn(16, 5).astype(np.float32), np.random.randn(16, 3).astype(np.float32), np.arange(16) % 5
     expected = eps_torch(torch.as_tensor(obs), torch.as_tensor(a), torch.as_tensor(t)).detach().numpy()
-    np.testing.assert_allclose(eps_theta.apply(params, obs, a, t), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(eps_theta.apply)(params, obs, a, t), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_twin_critics_match_the_pytorch_qnetwork():
     torch.manual_seed(0)
     q_torch = [qsm_torch.QNetwork(obs_dim=5, act_dim=3, hidden_dim=32) for _ in range(2)]
     critic = qsm.TwinQNetwork(hidden_dim=32)
-    ours = critic.init(jax.random.key(0), jnp.zeros((1, 5)), jnp.zeros((1, 3)))
+    ours = jax.eval_shape(critic.init, jax.random.key(0), jnp.zeros((1, 5)), jnp.zeros((1, 3)))
     linears = [[m for m in q.net if isinstance(m, torch.nn.Linear)] for q in q_torch]
     stacked = {
         f"Dense_{i}": {
@@ -64,7 +64,7 @@ def test_twin_critics_match_the_pytorch_qnetwork():
     params = {"params": {"VmapQNetwork_0": stacked}}
     assert jax.tree.map(np.shape, ours) == jax.tree.map(np.shape, params)
     obs, a = np.random.randn(16, 5).astype(np.float32), np.random.randn(16, 3).astype(np.float32)
-    q_values = critic.apply(params, obs, a)
+    q_values = jax.jit(critic.apply)(params, obs, a)
     assert q_values.shape == (2, 16, 1)
     for i in range(2):
         expected = q_torch[i](torch.as_tensor(obs), torch.as_tensor(a)).detach().numpy()
