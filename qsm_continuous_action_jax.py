@@ -1,0 +1,620 @@
+"""Q-Score Matching (QSM) in JAX: a diffusion-model policy trained off-policy from rewards.
+
+The policy pi(a|s) is a small DDPM over actions, conditioned on the state. Its denoiser eps_theta(s, a_t, t) is
+trained by regression onto the action-gradient of a learned Q-function at noisy actions,
+    eps_theta(s, a_t, t) ~= -M_q * grad_a Q(s, a_t),
+so that denoising moves actions uphill on Q. No gradient flows through the sampling chain, and the policy stays
+stochastic (and can be multi-modal). The critics are trained as in TD3/SAC with the DDPM sample as the next action.
+This file is the JAX + Flax + Optax twin of `qsm_continuous_action.py`: the same flags, defaults and logged metrics,
+with one jit-compiled update per env step (critic step, actor step, target update) and a jitted reverse chain.
+
+Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from Rewards via Q-Score Matching",
+ICML 2024, https://arxiv.org/abs/2312.11752
+
+Train:     python qsm_continuous_action_jax.py --env-id Hopper-v4
+Evaluate:  python qsm_continuous_action_jax.py --load-model runs/<run_name>/qsm_continuous_action_jax.qsm_model --eval-episodes 10
+"""
+
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal, NamedTuple, Optional
+
+import flax.linen as nn
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tyro
+from flax import serialization
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment"""
+    seed: int = 1
+    """seed of the experiment"""
+    track: bool = False
+    """if toggled, this experiment will be tracked with Weights and Biases (needs `pip install wandb`)"""
+    wandb_project_name: str = "qsm"
+    """the wandb's project name"""
+    wandb_entity: Optional[str] = None
+    """the entity (team) of wandb's project"""
+    capture_video: bool = False
+    """whether to capture videos of the agent performances (check out `videos` folder)"""
+    save_model: bool = False
+    """whether to save the model (denoiser, critics, schedule, spaces) into `runs/{run_name}`"""
+    load_model: Optional[str] = None
+    """path of a model saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
+    progress: bool = True
+    """print a progress line (steps, SPS, latest returns) every 10 seconds"""
+
+    # Algorithm specific arguments
+    env_id: str = "Hopper-v4"
+    """the id of the environment (any Gymnasium env with a bounded Box action space)"""
+    max_episode_steps: Optional[int] = None
+    """override the env's time limit (episodes then end by truncation after this many steps)"""
+    total_timesteps: int = int(1e6)
+    """total timesteps of the experiments"""
+    buffer_size: int = int(1e6)
+    """the replay memory buffer size"""
+    gamma: float = 0.99
+    """the discount factor gamma"""
+    tau: float = 0.005
+    """target smoothing coefficient (Polyak averaging of the target critics, every step)"""
+    batch_size: int = 256
+    """the batch size of sample from the replay memory"""
+    learning_starts: int = int(1e4)
+    """timestep to start learning; before it, actions are uniform random"""
+    critic_lr: float = 3e-4
+    """the learning rate of the critics' Adam optimizer"""
+    actor_lr: float = 3e-4
+    """the initial learning rate of the denoiser's Adam optimizer"""
+    actor_lr_decay_steps: int = int(2e6)
+    """the denoiser's learning rate follows a cosine decay to 0 over this many updates"""
+    diffusion_steps: int = 5
+    """T, the number of DDPM steps of the policy"""
+    beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
+    """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
+    m_q: float = 50.0
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q"""
+    temperature: float = 1.0
+    """scale of the noise added inside the reverse DDPM chain"""
+    exploration_noise: float = 0.1
+    """std of the Gaussian noise added to the DDPM sample when acting and in the critic target"""
+    hidden_dim: int = 512
+    """width of the hidden layers of the denoiser and the critics"""
+    num_layers: int = 2
+    """number of hidden layers of the denoiser and the critics"""
+    eval_frequency: int = int(1e4)
+    """evaluate the policy (DDPM sample, no exploration noise) every this many steps (0: only at the end)"""
+    eval_episodes: int = 10
+    """the number of episodes of each evaluation"""
+
+
+def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
+    def thunk():
+        kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        if capture_video and idx == 0:
+            env = gym.make(env_id, render_mode="rgb_array", **kwargs)
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+        else:
+            env = gym.make(env_id, **kwargs)
+        env = gym.wrappers.RecordEpisodeStatistics(env)
+        # the policy acts in [-1, 1]^act_dim; the wrapper maps that onto the env's bounds
+        unit = np.ones(env.action_space.shape, dtype=np.float32)
+        env = gym.wrappers.RescaleAction(env, -unit, unit)
+        env.action_space.seed(seed)
+        return env
+
+    return thunk
+
+
+def make_vector_env(env_id, seed, num_envs, capture_video=False, run_name="", max_episode_steps=None):
+    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in
+    # infos["final_obs"], so no stored transition ever spans a reset.
+    return gym.vector.SyncVectorEnv(
+        [make_env(env_id, seed + i, i, capture_video, run_name, max_episode_steps) for i in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+def final_observations(next_obs, infos):
+    """The true next observations of a step: the final observation where an episode ended, not the reset one."""
+    real_next_obs = next_obs.copy()
+    if "final_obs" in infos:
+        for i in np.flatnonzero(infos["_final_obs"]):
+            real_next_obs[i] = infos["final_obs"][i]
+    return real_next_obs
+
+
+# the reference code initialises every layer, critics included, with Xavier-uniform weights and zero biases
+dense = partial(nn.Dense, kernel_init=nn.initializers.xavier_uniform(), bias_init=nn.initializers.zeros)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
+
+    hidden_dim: int = 512
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, obs, actions):
+        x = jnp.concatenate([obs, actions], -1)
+        for _ in range(self.num_layers):
+            x = nn.relu(dense(self.hidden_dim)(x))
+        return dense(1)(x)  # (B, 1)
+
+
+class TwinQNetwork(nn.Module):
+    """Q1 and Q2 as one module: two independent QNetworks whose parameters are stacked on a leading axis of size 2."""
+
+    hidden_dim: int = 512
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, obs, actions):
+        twin = nn.vmap(
+            QNetwork, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2
+        )
+        return twin(self.hidden_dim, self.num_layers)(obs, actions)  # (2, B, 1): Q1 then Q2
+
+
+class FourierFeatures(nn.Module):
+    """Learnable Fourier features of the step index t: [cos(2 pi t w), sin(2 pi t w)], w ~ N(0, 0.2^2)."""
+
+    out_dim: int = 64
+    std: float = 0.2
+
+    @nn.compact
+    def __call__(self, t):  # t: (B, 1) float, the 0-based step index, not normalised
+        w = self.param("w", nn.initializers.normal(self.std), (1, self.out_dim // 2))
+        f = 2 * jnp.pi * t * w
+        return jnp.concatenate([jnp.cos(f), jnp.sin(f)], -1)
+
+
+class Denoiser(nn.Module):
+    """eps_theta(s, a_t, t): predicts the noise in a_t; QSM trains it to point against grad_a Q."""
+
+    act_dim: int
+    hidden_dim: int = 512
+    num_layers: int = 2
+    time_dim: int = 64
+    time_hidden: int = 128
+
+    @nn.compact
+    def __call__(self, obs, noisy_actions, t):  # t: (B,) integer step index in 0..T-1
+        cond = FourierFeatures(self.time_dim)(t.astype(jnp.float32)[:, None])
+        cond = jax.nn.mish(dense(self.time_hidden)(cond))
+        cond = dense(self.time_hidden)(cond)  # no activation after the time MLP's last layer
+        x = jnp.concatenate([noisy_actions, obs, cond], -1)
+        for _ in range(self.num_layers):
+            x = jax.nn.mish(dense(self.hidden_dim)(x))
+        return dense(self.act_dim)(x)
+
+
+def ddpm_schedule(T, kind="vp"):
+    """betas, alphas = 1 - betas and alpha_bars = cumprod(alphas), entry i belonging to step t = i + 1."""
+    t = np.arange(1, T + 1, dtype=np.float64)
+    if kind == "vp":  # the reference code's variance-preserving schedule
+        b_min, b_max = 0.1, 10.0
+        alphas = np.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
+        betas = 1 - alphas
+    elif kind == "cosine":  # Nichol & Dhariwal (2021)
+        s = 0.008
+        f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * np.pi / 2) ** 2
+        betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
+    elif kind == "linear":  # Ho et al. (2020); meant for long chains, it barely noises the actions when T is small
+        betas = np.linspace(1e-4, 2e-2, T)
+    else:
+        raise ValueError(f"unknown beta schedule {kind!r}")
+    alphas = 1 - betas
+    alpha_bars = np.cumprod(alphas)
+    as_array = lambda x: jnp.asarray(x, dtype=jnp.float32)  # noqa: E731
+    return {"betas": as_array(betas), "alphas": as_array(alphas), "alpha_bars": as_array(alpha_bars)}
+
+
+def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0):
+    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, clipped to [-1, 1]."""
+    betas, alphas, alpha_bars = schedule["betas"], schedule["alphas"], schedule["alpha_bars"]
+    T = betas.shape[0]
+    key, x_key = jax.random.split(key)
+    x = jax.random.normal(x_key, (obs.shape[0], eps_theta.act_dim))
+
+    def reverse_step(k, carry):  # k = 0..T-1 walks the step index i = T-1..0
+        x, key = carry
+        i = T - 1 - k
+        key, z_key = jax.random.split(key)
+        eps = eps_theta.apply(eps_params, obs, x, jnp.full((obs.shape[0],), i))
+        # x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sqrt(beta_t) * temperature * z
+        x = (x - betas[i] / jnp.sqrt(1 - alpha_bars[i]) * eps) / jnp.sqrt(alphas[i])
+        x = x + jnp.where(i > 0, jnp.sqrt(betas[i]) * temperature, 0.0) * jax.random.normal(z_key, x.shape)
+        return jnp.clip(x, -1.0, 1.0), key
+
+    x, _ = jax.lax.fori_loop(0, T, reverse_step, (x, key))
+    return x
+
+
+def make_policy(eps_theta, schedule, temperature=1.0, exploration_noise=0.0):
+    """The jitted acting function: obs in, (actions, next key) out; a DDPM sample plus optional Gaussian noise."""
+
+    @jax.jit
+    def policy(eps_params, obs, key):
+        key, sample_key, noise_key = jax.random.split(key, 3)
+        actions = ddpm_sample(eps_theta, eps_params, obs, schedule, sample_key, temperature)
+        if exploration_noise > 0:
+            actions = jnp.clip(actions + exploration_noise * jax.random.normal(noise_key, actions.shape), -1.0, 1.0)
+        return actions, key
+
+    return policy
+
+
+class ReplayBuffer:
+    """A numpy ring buffer of (s, a, r, s', terminated); actions are stored in the policy's [-1, 1] space."""
+
+    def __init__(self, size, obs_dim, act_dim, seed=0):
+        self.size, self.pos, self.full = size, 0, False
+        self.obs = np.zeros((size, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((size, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((size, act_dim), dtype=np.float32)
+        self.rewards = np.zeros((size, 1), dtype=np.float32)
+        self.terminations = np.zeros((size, 1), dtype=np.float32)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return self.size if self.full else self.pos
+
+    def add(self, obs, next_obs, actions, rewards, terminations):  # each with a leading num_envs axis
+        for i in range(len(obs)):
+            self.obs[self.pos], self.next_obs[self.pos], self.actions[self.pos] = obs[i], next_obs[i], actions[i]
+            self.rewards[self.pos], self.terminations[self.pos] = rewards[i], terminations[i]
+            self.pos = (self.pos + 1) % self.size
+            self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size):
+        idx = self.rng.integers(0, len(self), size=batch_size)
+        return tuple(f[idx] for f in (self.obs, self.actions, self.rewards, self.next_obs, self.terminations))
+
+
+class QSMState(NamedTuple):
+    """Everything one update reads and writes, as one pytree that stays on the device."""
+
+    eps_params: Any
+    critic_params: Any  # Q1 and Q2 stacked
+    critic_target_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    key: jax.Array
+
+
+def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
+    """Fresh parameters (the targets start as copies of the critics), optimiser states and the update's RNG key."""
+    key, eps_key, critic_key = jax.random.split(key, 3)
+    obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+    # jitted, so that each init compiles once instead of as one small program per layer
+    eps_params = jax.jit(eps_theta.init)(eps_key, obs, actions, jnp.zeros((1,), jnp.int32))
+    critic_params = jax.jit(critic.init)(critic_key, obs, actions)
+    return QSMState(eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key)
+
+
+def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps_theta, critic, schedule, args):
+    """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
+    obs, actions, rewards, next_obs, terminations = batch
+    sample_key, noise_key = jax.random.split(key)
+    next_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
+    next_actions = jnp.clip(next_actions + args.exploration_noise * jax.random.normal(noise_key, next_actions.shape), -1, 1)
+    min_q_next = critic.apply(critic_target_params, next_obs, next_actions).min(0)
+    # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
+    q_target = jax.lax.stop_gradient(rewards + args.gamma * (1.0 - terminations) * min_q_next)
+    q_values = critic.apply(critic_params, obs, actions)  # (2, B, 1)
+    qf_losses = ((q_values - q_target) ** 2).mean(axis=(1, 2))
+    return qf_losses.sum(), (qf_losses, q_values, next_actions)
+
+
+def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q):
+    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t)."""
+    alpha_bars = schedule["alpha_bars"]
+    t_key, noise_key = jax.random.split(key)
+    t = jax.random.randint(t_key, (obs.shape[0],), 0, alpha_bars.shape[0])
+    ab = alpha_bars[t][:, None]
+    noisy_actions = jnp.sqrt(ab) * actions + jnp.sqrt(1 - ab) * jax.random.normal(noise_key, actions.shape)
+    # grad_a of the two critics' mean; each sample's Q depends only on its own action, so the sum's gradient is per-sample
+    q_grad = jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions)
+    q_grad = jax.lax.stop_gradient(q_grad)
+    eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
+    # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
+    loss = ((eps - (-m_q * q_grad)) ** 2).mean()
+    return loss, (q_grad, eps)
+
+
+def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
+    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
+
+    @jax.jit
+    def qsm_update(state, batch):
+        key, critic_key, actor_key = jax.random.split(state.key, 3)
+        (_, (qf_losses, q_values, next_actions)), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+            state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key, eps_theta, critic,
+            schedule, args,
+        )  # fmt: skip
+        critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state, state.critic_params)
+        critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+        obs, actions = batch[0], batch[1]
+        (a_loss, (q_grad, eps)), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q
+        )
+        actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
+        eps_params = optax.apply_updates(state.eps_params, actor_updates)
+
+        critic_target_params = optax.incremental_update(critic_params, state.critic_target_params, args.tau)
+        eps_norm, q_grad_norm = jnp.linalg.norm(eps, axis=-1), jnp.linalg.norm(q_grad, axis=-1)
+        metrics = {
+            "losses/qf1_loss": qf_losses[0],
+            "losses/qf2_loss": qf_losses[1],
+            "losses/qf1_values": q_values[0].mean(),
+            "losses/qf2_values": q_values[1].mean(),
+            "losses/actor_loss": a_loss,
+            "qsm/q_grad_norm": q_grad_norm.mean(),
+            "qsm/eps_norm": eps_norm.mean(),
+            "qsm/eps_q_grad_cosine": ((eps * -q_grad).sum(-1) / jnp.maximum(eps_norm * q_grad_norm, 1e-8)).mean(),
+            # share of the sampled next actions' components clipped at the bounds: near 1 means a bang-bang policy
+            "qsm/action_at_bounds_frac": (jnp.abs(next_actions) >= 0.999).mean(),
+        }
+        state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key)
+        return state, metrics
+
+    return qsm_update
+
+
+def evaluate(policy, eps_params, env_id, eval_episodes, seed, key, max_episode_steps=None):
+    """Mean return of `eval_episodes` episodes, one per env run side by side, acting with `policy` (plain DDPM sample)."""
+    envs = make_vector_env(env_id, seed, eval_episodes, max_episode_steps=max_episode_steps)
+    obs, _ = envs.reset(seed=seed)
+    returns = np.full(eval_episodes, np.nan)
+    while np.isnan(returns).any():
+        actions, key = policy(eps_params, obs.astype(np.float32), key)
+        obs, _, _, _, infos = envs.step(np.asarray(actions))
+        if "final_info" in infos:
+            for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                if np.isnan(returns[i]):
+                    returns[i] = infos["final_info"]["episode"]["r"][i]
+    envs.close()
+    return returns
+
+
+def check_args(args):
+    """Reject flags out of range with one readable line, before anything is built."""
+    rules = [
+        (args.diffusion_steps >= 1, "--diffusion-steps (T) must be >= 1"),
+        (args.total_timesteps >= 1, "--total-timesteps must be >= 1"),
+        (args.buffer_size >= 1, "--buffer-size must be >= 1"),
+        (args.batch_size >= 1, "--batch-size must be >= 1"),
+        (args.batch_size <= args.buffer_size, "--batch-size must not exceed --buffer-size"),
+        (0 <= args.learning_starts < args.total_timesteps, "--learning-starts must be in [0, --total-timesteps)"),
+        (0.0 <= args.gamma <= 1.0, "--gamma must be in [0, 1]"),
+        (0.0 < args.tau <= 1.0, "--tau must be in (0, 1]"),
+        (args.critic_lr > 0 and args.actor_lr > 0, "--critic-lr and --actor-lr must be > 0"),
+        (args.actor_lr_decay_steps >= 1, "--actor-lr-decay-steps must be >= 1"),
+        (args.m_q > 0, "--m-q must be > 0"),
+        (args.temperature >= 0, "--temperature must be >= 0"),
+        (args.exploration_noise >= 0, "--exploration-noise must be >= 0"),
+        (args.hidden_dim >= 1 and args.num_layers >= 1, "--hidden-dim and --num-layers must be >= 1"),
+        (args.eval_frequency >= 0, "--eval-frequency must be >= 0"),
+        (args.eval_episodes >= 1, "--eval-episodes must be >= 1"),
+        (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            return message
+    try:
+        env = gym.make(args.env_id)
+    except gym.error.Error as e:
+        return f"cannot make env {args.env_id!r}: {e}"
+    action_space, observation_space = env.action_space, env.observation_space
+    env.close()
+    if not isinstance(action_space, gym.spaces.Box):
+        return f"{args.env_id} has a {type(action_space).__name__} action space; QSM needs a continuous (Box) one"
+    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+        return f"{args.env_id}'s action space {action_space} is unbounded; QSM needs finite bounds"
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        return f"{args.env_id} has observation space {observation_space}; this script needs a flat Box"
+    return None
+
+
+def make_writer(logdir):
+    """A tensorboardX writer. tensorboardX imports torch whenever torch is installed (only to accept torch tensors),
+    which costs seconds and memory: hide torch while tensorboardX loads, so that this script never imports it."""
+    hide_torch = "torch" not in sys.modules
+    if hide_torch:
+        sys.modules["torch"] = None  # `import torch` now raises ImportError, which tensorboardX handles
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if hide_torch:
+            del sys.modules["torch"]
+    return SummaryWriter(logdir)
+
+
+def fail(message, code=2):
+    print(f"{os.path.basename(__file__)}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def load_and_evaluate(args, key):
+    """Rebuild the policy from a `--save-model` file and report `--eval-episodes` evaluation returns."""
+    try:
+        with open(args.load_model, "rb") as f:
+            ckpt = serialization.msgpack_restore(f.read())
+        saved = ckpt["args"]
+    except Exception:
+        fail(f"--load-model: {args.load_model!r} is not a model saved by {os.path.basename(__file__)} --save-model")
+    eps_theta = Denoiser(int(ckpt["act_dim"]), saved["hidden_dim"], saved["num_layers"])
+    schedule = ddpm_schedule(saved["diffusion_steps"], saved["beta_schedule"])
+    policy = make_policy(eps_theta, schedule, saved["temperature"])
+    returns = evaluate(
+        policy, ckpt["eps_theta"], saved["env_id"], args.eval_episodes, args.seed, key, saved["max_episode_steps"]
+    )
+    print(f"{saved['env_id']}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
+    return returns
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    if args.load_model is None and (problem := check_args(args)):
+        fail(problem)
+    if args.load_model is not None and not os.path.isfile(args.load_model):
+        fail(f"--load-model: no such file {args.load_model!r}")
+
+    # TRY NOT TO MODIFY: seeding
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    key = jax.random.key(args.seed)
+    key, init_key, act_key, eval_key = jax.random.split(key, 4)
+
+    if args.load_model is not None:
+        load_and_evaluate(args, eval_key)
+        sys.exit(0)
+
+    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if args.track:
+        try:
+            import wandb
+        except ImportError:
+            fail("--track needs Weights and Biases: pip install wandb")
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            sync_tensorboard=True,
+            config=vars(args),
+            name=run_name,
+            monitor_gym=True,
+            save_code=True,
+        )
+    writer = make_writer(f"runs/{run_name}")
+    writer.add_text(
+        "hyperparameters",
+        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
+    )
+
+    # env setup
+    envs = make_vector_env(args.env_id, args.seed, 1, args.capture_video, run_name, args.max_episode_steps)
+    obs_dim = envs.single_observation_space.shape[0]
+    act_dim = envs.single_action_space.shape[0]
+
+    eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
+    critic = TwinQNetwork(args.hidden_dim, args.num_layers)  # Q1 and Q2, with target copies inside the state
+    critic_tx = optax.adam(args.critic_lr)
+    actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
+    actor_tx = optax.adam(actor_lr_schedule)
+    schedule = ddpm_schedule(args.diffusion_steps, args.beta_schedule)
+    state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
+    qsm_update = make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
+    explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
+    sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
+
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
+    start_time = last_print = time.time()
+    sps_step, sps_time = 0, start_time
+    last_return, last_eval = float("nan"), float("nan")
+
+    # TRY NOT TO MODIFY: start the game
+    obs, _ = envs.reset(seed=args.seed)
+    obs = obs.astype(np.float32)
+    for global_step in range(args.total_timesteps):
+        # ALGO LOGIC: put action logic here
+        if global_step < args.learning_starts:
+            actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
+        else:
+            actions, act_key = explore(state.eps_params, obs, act_key)
+            actions = np.asarray(actions)
+
+        # TRY NOT TO MODIFY: execute the game and log data.
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        next_obs = next_obs.astype(np.float32)
+
+        if "final_info" in infos:
+            for i in np.flatnonzero(infos["final_info"]["_episode"]):
+                last_return = float(infos["final_info"]["episode"]["r"][i])
+                writer.add_scalar("charts/episodic_return", last_return, global_step)
+                writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
+
+        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation on truncation, not the reset one
+        rb.add(obs, final_observations(next_obs, infos), actions, rewards, terminations)
+        obs = next_obs
+
+        # ALGO LOGIC: training.
+        if global_step >= args.learning_starts:
+            state, metrics = qsm_update(state, rb.sample(args.batch_size))
+
+            losses = np.array([metrics["losses/qf1_loss"], metrics["losses/qf2_loss"], metrics["losses/actor_loss"]])
+            if not np.isfinite(losses).all():
+                writer.close()
+                envs.close()
+                fail(
+                    f"non-finite loss at global step {global_step} (qf1, qf2, actor: {losses.tolist()}); "
+                    "try lower learning rates or a smaller --m-q",
+                    code=1,
+                )
+
+            if global_step % 100 == 0:
+                now = time.time()
+                sps = (global_step - sps_step) / max(now - sps_time, 1e-9)
+                sps_step, sps_time = global_step, now
+                for tag, value in jax.device_get(metrics).items():
+                    writer.add_scalar(tag, float(value), global_step)
+                # the rate of the next update, as the PyTorch script's scheduler reports it after its step
+                actor_lr = float(actor_lr_schedule(global_step - args.learning_starts + 1))
+                writer.add_scalar("losses/actor_lr", actor_lr, global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
+
+        if (
+            args.eval_frequency > 0 and (global_step + 1) % args.eval_frequency == 0
+        ) or global_step + 1 == args.total_timesteps:
+            eval_start = time.time()
+            eval_key, this_eval_key = jax.random.split(eval_key)
+            last_eval = float(
+                evaluate(
+                    sample_policy, state.eps_params, args.env_id, args.eval_episodes, args.seed + 10_000, this_eval_key,
+                    args.max_episode_steps,
+                ).mean()
+            )  # fmt: skip
+            writer.add_scalar("eval/episodic_return", last_eval, global_step)
+            sps_time += time.time() - eval_start  # evaluation time does not count against the training SPS
+
+        if args.progress and time.time() - last_print >= 10.0:
+            last_print = time.time()
+            print(
+                f"step {global_step + 1}/{args.total_timesteps} | SPS {int((global_step + 1) / (last_print - start_time))} "
+                f"| last return {last_return:.1f} | last eval {last_eval:.1f}",
+                flush=True,
+            )
+
+    if args.save_model:
+        model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
+        to_numpy = partial(jax.tree.map, np.asarray)
+        with open(model_path, "wb") as f:
+            f.write(
+                serialization.msgpack_serialize(
+                    {
+                        "args": vars(args),
+                        "obs_dim": obs_dim,
+                        "act_dim": act_dim,
+                        "action_low": envs.envs[0].unwrapped.action_space.low,
+                        "action_high": envs.envs[0].unwrapped.action_space.high,
+                        "eps_theta": to_numpy(state.eps_params),
+                        # the twin critic's stacked parameters, split back into Q1 and Q2
+                        "qf1": jax.tree.map(lambda p: np.asarray(p[0]), state.critic_params),
+                        "qf2": jax.tree.map(lambda p: np.asarray(p[1]), state.critic_params),
+                    }
+                )
+            )
+        print(f"model saved to {model_path}")
+
+    envs.close()
+    writer.close()
