@@ -19,6 +19,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NamedTuple, Optional
@@ -88,23 +89,38 @@ class Args:
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to the DDPM sample when acting and in the critic target"""
     hidden_dim: int = 512
-    """width of the hidden layers of the denoiser and the critics"""
+    """width of the hidden layers of the denoiser (and of the critics unless --critic-hidden-dim is given)"""
     num_layers: int = 2
-    """number of hidden layers of the denoiser and the critics"""
+    """number of hidden layers of the denoiser (and of the critics unless --critic-num-layers is given)"""
+    critic_hidden_dim: Optional[int] = None
+    """width of the critics' hidden layers (default: --hidden-dim); harder tasks use wider critics"""
+    critic_num_layers: Optional[int] = None
+    """number of the critics' hidden layers (default: --num-layers)"""
     eval_frequency: int = int(1e4)
     """evaluate the policy (DDPM sample, no exploration noise) every this many steps (0: only at the end)"""
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
 
+def gym_make(env_id, **kwargs):
+    if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
+        with warnings.catch_warnings():  # dm_control probes GLFW at import; without a display that only warns
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
+            import shimmy
+        gym.register_envs(shimmy)
+    return gym.make(env_id, **kwargs)
+
+
 def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
     def thunk():
         kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
         if capture_video and idx == 0:
-            env = gym.make(env_id, render_mode="rgb_array", **kwargs)
+            env = gym_make(env_id, render_mode="rgb_array", **kwargs)
             env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         else:
-            env = gym.make(env_id, **kwargs)
+            env = gym_make(env_id, **kwargs)
+        if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector
+            env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         # the policy acts in [-1, 1]^act_dim; the wrapper maps that onto the env's bounds
         unit = np.ones(env.action_space.shape, dtype=np.float32)
@@ -405,6 +421,7 @@ def check_args(args):
         (args.temperature >= 0, "--temperature must be >= 0"),
         (args.exploration_noise >= 0, "--exploration-noise must be >= 0"),
         (args.hidden_dim >= 1 and args.num_layers >= 1, "--hidden-dim and --num-layers must be >= 1"),
+        (all(n is None or n >= 1 for n in (args.critic_hidden_dim, args.critic_num_layers)), "critic sizes must be >= 1"),
         (args.eval_frequency >= 0, "--eval-frequency must be >= 0"),
         (args.eval_episodes >= 1, "--eval-episodes must be >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
@@ -413,17 +430,34 @@ def check_args(args):
         if not ok:
             return message
     try:
-        env = gym.make(args.env_id)
+        env = gym_make(args.env_id, render_mode="rgb_array" if args.capture_video else None)
+        action_space, observation_space = env.action_space, env.observation_space
+        if args.capture_video:
+            env.reset(seed=args.seed)
+            if env.render() is None:
+                raise RuntimeError("render() returned no frame")
+        env.close()
     except gym.error.Error as e:
         return f"cannot make env {args.env_id!r}: {e}"
-    action_space, observation_space = env.action_space, env.observation_space
-    env.close()
+    except ImportError as e:
+        return f"cannot make env {args.env_id!r}: {e} (pip install -r requirements.txt brings dm-control and shimmy)"
+    except Exception as e:
+        if not args.capture_video:
+            raise
+        gl = os.environ.get("MUJOCO_GL", "unset")
+        return (
+            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {type(e).__name__}: {e}. "
+            "Headless rendering needs MUJOCO_GL=egl (EGL libraries) or MUJOCO_GL=osmesa (apt-get install libosmesa6)"
+        )
     if not isinstance(action_space, gym.spaces.Box):
         return f"{args.env_id} has a {type(action_space).__name__} action space; QSM needs a continuous (Box) one"
     if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
         return f"{args.env_id}'s action space {action_space} is unbounded; QSM needs finite bounds"
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        return f"{args.env_id} has observation space {observation_space}; this script needs a flat Box"
+    if isinstance(observation_space, gym.spaces.Dict):
+        if not all(isinstance(space, gym.spaces.Box) for space in observation_space.values()):
+            return f"{args.env_id} has observation space {observation_space}; this script needs Box entries"
+    elif not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        return f"{args.env_id} has observation space {observation_space}; this script needs a flat Box or a dict of Boxes"
     return None
 
 
@@ -466,6 +500,8 @@ def load_and_evaluate(args, key):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
+    if args.capture_video and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
     if args.load_model is None and (problem := check_args(args)):
         fail(problem)
     if args.load_model is not None and not os.path.isfile(args.load_model):
@@ -508,7 +544,9 @@ if __name__ == "__main__":
     act_dim = envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
-    critic = TwinQNetwork(args.hidden_dim, args.num_layers)  # Q1 and Q2, with target copies inside the state
+    critic = TwinQNetwork(
+        args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers
+    )  # Q1 and Q2, with target copies inside the state
     critic_tx = optax.adam(args.critic_lr)
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import test_jax_cli
 from test_cli import SCRIPT, TAGS, run, scalars
 
 import qsm_continuous_action as qsm
@@ -36,18 +37,19 @@ def test_dm_control_episodes_end_by_truncation_not_termination():
     env.close()
 
 
-def test_cli_run_on_dm_control(tmp_path):
-    result = run(
-        ["--env-id", "dm_control/cartpole-balance-v0", "--total-timesteps", "250", "--learning-starts", "100",
-         "--batch-size", "32", "--hidden-dim", "32", "--max-episode-steps", "50", "--eval-frequency", "0",
-         "--eval-episodes", "2", "--no-progress"],
-        tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+DMC_RUN = ["--env-id", "dm_control/cartpole-balance-v0", "--total-timesteps", "250", "--learning-starts", "100",
+           "--batch-size", "32", "--hidden-dim", "32", "--max-episode-steps", "50", "--eval-frequency", "0",
+           "--eval-episodes", "2", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.parametrize("script_run", [run, test_jax_cli.run], ids=["torch", "jax"])
+def test_cli_run_on_dm_control(script_run, tmp_path):
+    result = script_run(DMC_RUN, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = glob.glob(str(tmp_path / "runs" / "dm_control-cartpole-balance-v0__*"))
     logged = scalars(run_dir)
     assert set(TAGS) <= set(logged)
-    assert [v for _, v in logged["charts/episodic_length"]] == [50.0] * 5
+    assert [v for _, v in logged["charts/episodic_length"]] == [50.0] * 5  # episodes end, by the time limit
     assert [step for step, _ in logged["losses/qf1_loss"]] == [100, 200]
 
 
