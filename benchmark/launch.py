@@ -175,7 +175,9 @@ def main(argv=None):
         for job in jobs:
             print(shlex.join(job.command))
         return 0
-    print(f"[launch] {len(jobs)} jobs on backend {args.backend}, {args.workers} at a time, {args.threads_per_job} thread(s) each")
+    print(
+        f"[launch] {len(jobs)} jobs on backend {args.backend}, {args.workers} at a time, {args.threads_per_job} thread(s) each"
+    )
     start = time.time()
     results = BACKENDS[args.backend](jobs, args.workers, args.threads_per_job, args.timeout)
     for r in results:

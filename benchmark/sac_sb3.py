@@ -8,7 +8,6 @@ A callback writes `charts/episodic_return`, `charts/episodic_length`, `charts/SP
 Run:  python benchmark/sac_sb3.py --env-id Hopper-v4 --total-timesteps 100000 --learning-starts 5000 --hidden-dim 256
 """
 
-import os
 import random
 import time
 from dataclasses import dataclass
