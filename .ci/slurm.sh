@@ -21,7 +21,7 @@ DB_PASSWORD=qsm-ci-only
 log() { echo "[slurm.sh] $*" >&2; }
 fail() { log "cannot bring Slurm up: $*"; exit 3; }
 
-is_up() { timeout 10 sinfo -h -p debug -o %T 2>/dev/null | grep -qE "idle|mix|alloc"; }
+is_up() { timeout 3 sinfo -h -p debug -o %T 2>/dev/null | grep -qE "idle|mix|alloc"; }
 
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     local deadline=$((SECONDS + $1)) what=$2
@@ -32,11 +32,28 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     done
 }
 
+alive() {  # alive NAME PID: the process is there and is that daemon (not a reused pid)
+    [ "$(cat "/proc/$2/comm" 2>/dev/null)" = "$1" ]
+}
+
 record() {  # record NAME PIDFILE: remember a daemon started here
     local pid
     pid=$(cat "$2")
     echo "$1 $pid" >>"$PIDS"
     log "started $1 (pid $pid)"
+}
+
+start_daemon() {  # start_daemon NAME COMMAND...: a Slurm daemon that forks and writes $STATE/NAME.pid
+    local name=$1
+    shift
+    if pgrep -x "$name" >/dev/null; then
+        log "$name already running; not starting another"
+        return 0
+    fi
+    rm -f "$STATE/$name.pid"
+    "$@" || fail "$name did not start, see $STATE/$name.log"
+    wait_for 20 "$name's pid file" test -s "$STATE/$name.pid"
+    record "$name" "$STATE/$name.pid"
 }
 
 install() {
@@ -50,10 +67,15 @@ install() {
     log "installing slurmctld slurmd slurm-client slurmdbd munge mariadb-server (missing: ${missing[*]})"
     export DEBIAN_FRONTEND=noninteractive
     # policy-rc.d keeps the packages' init scripts from starting daemons: this script starts its own, by hand
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    local own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+    fi
+    local rc=0
     { apt-get update -qq && apt-get install -y -qq slurmctld slurmd slurm-client slurmdbd munge mariadb-server; } \
-        >"$STATE/apt.log" 2>&1 || { rm -f /usr/sbin/policy-rc.d; fail "apt-get failed, see $STATE/apt.log"; }
-    rm -f /usr/sbin/policy-rc.d
+        >"$STATE/apt.log" 2>&1 || rc=$?
+    [ $own_policy -eq 0 ] || rm -f /usr/sbin/policy-rc.d
+    [ $rc -eq 0 ] || fail "apt-get failed, see $STATE/apt.log"
 }
 
 write_configs() {
@@ -142,7 +164,10 @@ up() {
     local start=$SECONDS
     install
     write_configs
+    # keep only the entries of daemons still running from an earlier `up` (a crashed run leaves stale pids behind)
     touch "$PIDS"
+    while read -r name pid; do alive "$name" "$pid" && echo "$name $pid"; done <"$PIDS" >"$PIDS.live" || true
+    mv "$PIDS.live" "$PIDS"
 
     if ! pgrep -x munged >/dev/null; then
         rm -f /run/munge/munged.pid
@@ -154,18 +179,11 @@ up() {
 
     start_mariadb
 
-    /usr/sbin/slurmdbd || fail "slurmdbd did not start, see $STATE/slurmdbd.log"
-    wait_for 20 "slurmdbd's pid file" test -s "$STATE/slurmdbd.pid"
-    record slurmdbd "$STATE/slurmdbd.pid"
+    start_daemon slurmdbd /usr/sbin/slurmdbd
     wait_for 30 "slurmdbd" sacctmgr -n list cluster
     sacctmgr -i add cluster "$CLUSTER" >/dev/null 2>&1 || true # already there on a second `up`
-
-    /usr/sbin/slurmctld -i || fail "slurmctld did not start, see $STATE/slurmctld.log"
-    wait_for 20 "slurmctld's pid file" test -s "$STATE/slurmctld.pid"
-    record slurmctld "$STATE/slurmctld.pid"
-    /usr/sbin/slurmd -N "$NODE" || fail "slurmd did not start, see $STATE/slurmd.log"
-    wait_for 20 "slurmd's pid file" test -s "$STATE/slurmd.pid"
-    record slurmd "$STATE/slurmd.pid"
+    start_daemon slurmctld /usr/sbin/slurmctld -i
+    start_daemon slurmd /usr/sbin/slurmd -N "$NODE"
 
     wait_for 60 "the node to be idle" is_up
     wait_for 30 "sacct" sacct -n -X -S now
@@ -176,10 +194,10 @@ down() {
     [ -f "$PIDS" ] || { log "nothing started by this script"; return 0; }
     # stop in reverse order of start: slurmd, slurmctld, slurmdbd, mariadbd, munged
     tac "$PIDS" | while read -r name pid; do
-        if kill -0 "$pid" 2>/dev/null; then
+        if alive "$name" "$pid"; then
             kill -TERM "$pid"
-            for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-            if kill -0 "$pid" 2>/dev/null; then
+            for _ in $(seq 1 40); do alive "$name" "$pid" || break; sleep 0.25; done
+            if alive "$name" "$pid"; then
                 log "$name (pid $pid) still running after 10 s; SIGKILL"
                 kill -KILL "$pid" 2>/dev/null || true
             fi
