@@ -56,7 +56,7 @@ class JobResult:
     job: Job
     returncode: Optional[int]  # None: never started, interrupted, or ended without a result (see slurm_state)
     seconds: float
-    slurm_state: Optional[str] = None  # Slurm's state of a job that ended without returning an exit status
+    slurm_state: Optional[str] = None  # Slurm's state when it says more than the exit status (TIMEOUT, CANCELLED, ...)
     slurm_id: Optional[str] = None
     skipped_run: Optional[str] = None  # the run folder of an earlier launch when this job was skipped as finished
     extra_logs: tuple = ()  # more logs worth a look when the job failed (submitit's stderr)
@@ -69,12 +69,12 @@ class JobResult:
     def status(self):
         if self.skipped_run:
             return "ok (finished before)"
-        if self.slurm_state is not None and self.returncode is None:
+        if self.slurm_state is not None:
             if self.slurm_state.startswith("CANCELLED"):
                 return "CANCELLED"
             if self.slurm_state == "LOST":
                 return "FAILED (lost: left the queue without a result)"
-            return f"FAILED (Slurm {self.slurm_state}, no result)"
+            return f"FAILED (Slurm: {self.slurm_state})"
         if self.returncode is None:
             return "NOT RUN"
         if self.returncode == 0:
@@ -218,6 +218,10 @@ def run_on_node(job, threads, timeout, cwd):
             proc.terminate()
             returncode = proc.wait()
             log.write(f"\n[launch] killed after the --timeout of {timeout} s\n")
+        except BaseException as e:  # submitit's signal handlers raise here, e.g. near the time limit: stop the command
+            proc.terminate()
+            log.write(f"\n[launch] stopped: {type(e).__name__}: {e}\n")
+            raise
         if returncode == 0:
             mark_finished(job, start, log)
     return returncode
@@ -314,17 +318,37 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
     return results
 
 
+UNFINISHED_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "SUSPENDED")
+
+
+def final_state(sjob, tries=5):
+    """Slurm's state of a job that has just ended, asking sacct again for a few seconds while it lags; None if unknown."""
+    for _ in range(tries):
+        state = sjob.watcher.get_state(sjob.job_id, mode="force")
+        if state.upper() not in UNFINISHED_STATES:
+            return state
+        time.sleep(1)
+    return None
+
+
 def collect(job, sjob, seconds):
     """The outcome of one Slurm job if it has one: its result file, or a finished Slurm state; None while it runs."""
     stderr = (str(sjob.paths.stderr),)
     if sjob.paths.result_pickle.exists():
         try:
             returncode = sjob.result()
-        except Exception as e:  # run_on_node itself raised (e.g. the log folder is not writable from the node)
-            return JobResult(job, None, seconds, f"ERROR ({type(e).__name__})", sjob.job_id, extra_logs=stderr)
-        return JobResult(job, returncode, seconds, slurm_id=sjob.job_id, extra_logs=stderr)
+        except Exception as e:  # run_on_node raised: submitit's time-limit signal, or e.g. an unwritable log folder
+            state = "TIMEOUT" if "timed-out" in str(e) else final_state(sjob)
+            if state in (None, "COMPLETED", "FAILED"):
+                state = f"job raised {type(e).__name__}"
+            return JobResult(job, None, seconds, state, sjob.job_id, extra_logs=stderr)
+        state = None
+        if returncode != 0:  # killed by Slurm (scancel, time limit, memory) or a failing command: Slurm knows which
+            state = final_state(sjob)
+            state = None if state in ("COMPLETED", "FAILED") else state
+        return JobResult(job, returncode, seconds, state, sjob.job_id, extra_logs=stderr)
     state = sjob.watcher.get_state(sjob.job_id, mode="cache")
-    if state.upper() in ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "SUSPENDED"):
+    if state.upper() in UNFINISHED_STATES:
         return None
     if state == "COMPLETED":  # the result file may lag behind on a shared file system: look again at the next poll
         return None
@@ -441,7 +465,7 @@ def main(argv=None):
     ran = iter(ran)
     results = [JobResult(job, 0, 0.0, skipped_run=done[i]) if i in done else next(ran) for i, job in enumerate(jobs)]
     for r in results:
-        if not r.ok and (r.returncode is not None or r.slurm_state is not None):
+        if not r.ok and (r.returncode is not None or r.slurm_state is not None):  # not for jobs that never ran
             print(f"\n[launch] {r.job.name} {r.job.env_id} seed {r.job.seed} {r.status}; last lines of {r.job.log_path}:")
             print(log_tail(r.job.log_path), end="")
             for path in r.extra_logs:
