@@ -58,13 +58,13 @@ start_daemon() {  # start_daemon NAME COMMAND...: a Slurm daemon that forks and 
 
 install() {
     local missing=()
-    for bin in munged slurmctld slurmd slurmdbd sbatch sacct sacctmgr mariadbd; do
+    for bin in munged slurmctld slurmd slurmdbd sbatch sacct sacctmgr mariadbd pgrep; do
         command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$bin")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || fail "missing ${missing[*]} and not root, so cannot apt-get install them"
     command -v apt-get >/dev/null || fail "missing ${missing[*]} and no apt-get"
-    log "installing slurmctld slurmd slurm-client slurmdbd munge mariadb-server (missing: ${missing[*]})"
+    log "installing slurmctld slurmd slurm-client slurmdbd munge mariadb-server procps (missing: ${missing[*]})"
     export DEBIAN_FRONTEND=noninteractive
     # policy-rc.d keeps the packages' init scripts from starting daemons: this script starts its own, by hand
     local own_policy=0
@@ -72,7 +72,7 @@ install() {
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
     fi
     local rc=0
-    { apt-get update -qq && apt-get install -y -qq slurmctld slurmd slurm-client slurmdbd munge mariadb-server; } \
+    { apt-get update -qq && apt-get install -y -qq slurmctld slurmd slurm-client slurmdbd munge mariadb-server procps; } \
         >"$STATE/apt.log" 2>&1 || rc=$?
     [ $own_policy -eq 0 ] || rm -f /usr/sbin/policy-rc.d
     [ $rc -eq 0 ] || fail "apt-get failed, see $STATE/apt.log"

@@ -39,12 +39,12 @@ FAKE_JOB = textwrap.dedent(
     print(f"fake job {a.env_id} seed {a.seed} starting", flush=True)
     if a.seed == 7:
         os.kill(os.getppid(), signal.SIGKILL)
-        time.sleep(30)
+        time.sleep(10)
     if a.seed == 8:
         job = os.environ.get("SLURM_ARRAY_JOB_ID", os.environ["SLURM_JOB_ID"])
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         subprocess.run(["scancel", f"{job}_{task}" if task else job], check=True)
-        time.sleep(30)
+        time.sleep(10)
     print("fake job done")
     """
 )
