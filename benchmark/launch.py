@@ -313,7 +313,7 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
         for i, sjob in enumerate(submitted):
             if results[i] is None:
                 sjob.cancel(check=False)
-                results[i] = JobResult(jobs[i], None, time.time() - start, slurm_id=sjob.job_id)
+                results[i] = JobResult(jobs[i], None, time.time() - start, "CANCELLED", sjob.job_id)
         echo("[launch] interrupted: cancelled the unfinished Slurm jobs")
     return results
 

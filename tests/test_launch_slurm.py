@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -293,3 +294,26 @@ def test_resume_runs_only_what_did_not_finish(tmp_path):
     assert ran == ["1", "2"]
     proc, ran = launch_local(tmp_path, [1, 2], "--rerun-finished")
     assert ran == ["1", "2"]
+
+
+def test_slurm_interrupt_cancels_unfinished_jobs(slurm, tmp_path):
+    sleeper = tmp_path / "fake.py"
+    sleeper.write_text("import time\ntime.sleep(120)\n")
+    cmd = [sys.executable, LAUNCH, "--backend", "slurm", "--env-ids", "EnvA", "--seeds", "1", "2"]
+    cmd += ["--log-dir", str(tmp_path / "logs"), "--slurm-poll", "2", "--", sys.executable, str(sleeper)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(3)]  # the header and the two "submitted" lines
+    array_id = submitted_ids("".join(lines))[0].split("_")[0]
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1
+    assert "interrupted: cancelled the unfinished Slurm jobs" in out
+    assert "0 of 2 jobs finished with exit status 0, 2 failed" in out
+    assert row(out, 1).split()[3] == "CANCELLED" and row(out, 2).split()[3] == "CANCELLED"
+    for _ in range(20):  # scancel is asynchronous: the tasks leave the queue within seconds
+        queue = subprocess.run(["squeue", "-h", "-j", array_id], capture_output=True, text=True).stdout
+        if not queue.strip():
+            break
+        time.sleep(1)
+    assert not queue.strip(), queue
