@@ -386,11 +386,11 @@ def summary(results):
 
 
 def parse_args(argv):
-    if "--" not in argv:
+    if "--" not in argv and not {"-h", "--help"} & set(argv):
         raise SystemExit("launch.py: error: give the training command after `--`, e.g. -- python qsm_continuous_action.py")
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     command = argv[split + 1 :]
-    if not command:
+    if not command and split < len(argv):
         raise SystemExit("launch.py: error: the command after `--` is empty")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-ids", nargs="+", required=True, help="Gymnasium env ids")
