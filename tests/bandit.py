@@ -16,11 +16,11 @@ def two_peaks(a):
     return -((torch.sqrt(a**2 + 0.01) - 0.5) ** 2).sum(-1, keepdim=True)
 
 
-def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000):
+def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, return_models=False):
     """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
 
     Q = reward here: every episode ends after one step. Returns samples of the trained policy (DDPM, no
-    exploration noise) at the bandit's single state."""
+    exploration noise) at the bandit's single state; with `return_models`, also (eps_theta, critics, schedule)."""
     torch.manual_seed(seed)
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0)
     obs_dim, act_dim = 1, 1
@@ -48,4 +48,5 @@ def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_s
             qsm.qsm_update(
                 rb.sample(args.batch_size), eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args
             )
-    return qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule).numpy()[:, 0]
+    samples = qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule).numpy()[:, 0]
+    return (samples, (eps_theta, critics, schedule)) if return_models else samples

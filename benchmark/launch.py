@@ -1,0 +1,481 @@
+"""Run one training command over seeds x envs, checking every job, and report what finished and what failed.
+
+    python benchmark/launch.py --env-ids Hopper-v4 Walker2d-v4 --seeds 1 2 3 --workers 2 -- \\
+        python qsm_continuous_action.py --total-timesteps 20000
+
+Each job is the command after `--` with `--env-id ENV --seed SEED` appended. Jobs run in a local pool of `--workers`
+processes; each job's stdout and stderr go to `{log_dir}/{name}__{env}__{seed}.log`. At the end a table lists every job
+with its exit status and time, the log tail of each failed job is printed, and the launcher exits 1 if any job failed,
+so a failed run never looks like a finished one. `--dry-run` prints the commands and runs nothing.
+
+The backend (where jobs run) is one flag. `--backend local` (the default) is the process pool above.
+`--backend slurm` submits the same jobs as one Slurm job array through submitit, with `--slurm-partition`,
+`--slurm-time`, `--slurm-cpus`, `--slurm-gpus` and `--slurm-mem` per job; submitit's files for each job (its stdout,
+stderr and pickles) go to `{log_dir}/slurm/{job id}/`. The launcher waits for every job and reports each one as ok,
+FAILED (the command's exit status), CANCELLED, or FAILED with the Slurm state when a job ended without a result (killed,
+out of memory, time limit, node failure). A job that leaves the queue without a result is reported failed, never waited
+on forever, even on a cluster whose `sacct` does not answer.
+
+A sweep resumes: a job whose command exited 0 leaves `{log_dir}/{name}__{env}__{seed}.done`, naming its run folder
+`{runs_dir}/{env}__{exp_name}__{seed}__{time}`. A later launch skips every job whose `.done` has the same command
+and whose run folder still holds its TensorBoard event files, and runs the others. `--rerun-finished` runs them all.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+
+@dataclass
+class Job:
+    name: str
+    env_id: str
+    seed: int
+    command: List[str]
+    log_path: str
+    runs_dir: str = "runs"  # where the command writes its run folder (relative to the launcher's working directory)
+    exp_name: str = ""  # the run folder's exp_name (`--exp-name` in the command, else the launcher's job name)
+
+    @property
+    def done_path(self):
+        return self.log_path[: -len(".log")] + ".done"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    returncode: Optional[int]  # None: never started, interrupted, or ended without a result (see slurm_state)
+    seconds: float
+    slurm_state: Optional[str] = None  # Slurm's state when it says more than the exit status (TIMEOUT, CANCELLED, ...)
+    slurm_id: Optional[str] = None
+    skipped_run: Optional[str] = None  # the run folder of an earlier launch when this job was skipped as finished
+    extra_logs: tuple = ()  # more logs worth a look when the job failed (submitit's stderr)
+
+    @property
+    def ok(self):
+        return self.returncode == 0
+
+    @property
+    def status(self):
+        if self.skipped_run:
+            return "ok (finished before)"
+        if self.slurm_state is not None:
+            if self.slurm_state.startswith("CANCELLED"):
+                return "CANCELLED"
+            if self.slurm_state == "LOST":
+                return "FAILED (lost: left the queue without a result)"
+            return f"FAILED (Slurm: {self.slurm_state})"
+        if self.returncode is None:
+            return "NOT RUN"
+        if self.returncode == 0:
+            return "ok"
+        if self.returncode < 0:
+            try:
+                return f"FAILED (killed by {signal.Signals(-self.returncode).name})"
+            except ValueError:
+                return f"FAILED (signal {-self.returncode})"
+        return f"FAILED (exit {self.returncode})"
+
+
+def make_jobs(command, env_ids, seeds, name, log_dir, runs_dir="runs"):
+    """One job per (env, seed), seeds innermost, so the first results to come in cover every env."""
+    exp_name = name
+    for i, arg in enumerate(command):  # the training script names its run folder after --exp-name
+        if arg == "--exp-name" and i + 1 < len(command):
+            exp_name = command[i + 1]
+        elif arg.startswith("--exp-name="):
+            exp_name = arg.split("=", 1)[1]
+    jobs = []
+    for env_id in env_ids:
+        for seed in seeds:
+            log_path = os.path.abspath(os.path.join(log_dir, f"{name}__{env_id.replace('/', '-')}__{seed}.log"))
+            job_command = list(command) + ["--env-id", env_id, "--seed", str(seed)]
+            jobs.append(Job(name, env_id, seed, job_command, log_path, os.path.abspath(runs_dir), exp_name))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Resuming a sweep: a job that exited 0 records its run folder; a later launch skips it while the event files are there
+
+
+def event_files(run_dir):
+    return glob.glob(os.path.join(run_dir, "events.out.tfevents.*")) if run_dir else []
+
+
+def mark_finished(job, started_at, log):
+    """After the command exited 0: find the run folder it wrote and record it in `job.done_path`.
+    Without event files there is nothing to resume from, so nothing is recorded and a re-launch runs the job again."""
+    prefix = os.path.join(job.runs_dir, f"{job.env_id.replace('/', '-')}__{job.exp_name}__{job.seed}__")
+    candidates = []
+    for path in glob.glob(glob.escape(prefix) + "*"):
+        stamp = path[len(prefix) :]
+        if stamp.isdigit() and int(stamp) >= int(started_at) - 1 and event_files(path):
+            candidates.append((int(stamp), path))
+    if not candidates:
+        log.write(f"\n[launch] exit 0 but no event files under {prefix}*: a re-launch will run this job again\n")
+        return
+    run_dir = max(candidates)[1]
+    record = {"command": job.command, "run_dir": run_dir, "finished_at": time.time()}
+    with open(job.done_path + ".tmp", "w") as f:
+        json.dump(record, f)
+    os.replace(job.done_path + ".tmp", job.done_path)  # never a half-written record
+
+
+def finished_run(job):
+    """The run folder of an earlier launch of this very command that finished with its event files, else None."""
+    try:
+        with open(job.done_path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if record.get("command") != job.command or not event_files(record.get("run_dir")):
+        return None
+    return record["run_dir"]
+
+
+def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
+    """Run the jobs as subprocesses, at most `workers` at a time; never raises for a failed job."""
+    env = dict(os.environ)
+    if threads_per_job:  # each job gets its share of the cores instead of all of them
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(threads_per_job)
+    running, lock, stopping = set(), threading.Lock(), threading.Event()
+
+    def run_one(job):
+        if stopping.is_set():
+            return JobResult(job, None, 0.0)
+        os.makedirs(os.path.dirname(job.log_path) or ".", exist_ok=True)
+        start = time.time()
+        with open(job.log_path, "w") as log:
+            log.write(f"$ {shlex.join(job.command)}\n")
+            log.flush()
+            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            with lock:
+                running.add(proc)
+            echo(f"[launch] started  {job.name} {job.env_id} seed {job.seed} (pid {proc.pid}, log {job.log_path})")
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGTERM)
+                returncode = proc.wait()
+                log.write(f"\n[launch] killed after the --timeout of {timeout} s\n")
+            finally:
+                with lock:
+                    running.discard(proc)
+            if returncode == 0:
+                mark_finished(job, start, log)
+        result = JobResult(job, returncode, time.time() - start)
+        echo(f"[launch] finished {job.name} {job.env_id} seed {job.seed}: {result.status} in {result.seconds:.0f} s")
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = [pool.submit(run_one, job) for job in jobs]
+    try:
+        return [f.result() for f in futures]
+    except KeyboardInterrupt:
+        stopping.set()
+        with lock:
+            for proc in running:  # each job is its own process group: stop it and its children
+                os.killpg(proc.pid, signal.SIGTERM)
+        echo("[launch] interrupted: stopped the running jobs")
+        return [f.result() if f.done() else JobResult(job, None, 0.0) for f, job in zip(futures, jobs)]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Slurm backend: one job array through submitit; the launcher stays on the login node and collects every outcome
+
+
+def run_on_node(job, threads, timeout, cwd):
+    """What each Slurm job runs (pickled by submitit, called on the compute node): the command, its output to the job's
+    log, like the local pool. Returns the command's exit status; a job that dies here returns nothing."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    os.makedirs(os.path.dirname(job.log_path), exist_ok=True)
+    start = time.time()
+    with open(job.log_path, "w") as log:
+        slurm_id = os.environ.get("SLURM_JOB_ID")
+        if "SLURM_ARRAY_JOB_ID" in os.environ:
+            slurm_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+        log.write(f"$ {shlex.join(job.command)}\n[launch] Slurm job {slurm_id} on {os.uname().nodename}\n")
+        log.flush()
+        proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            returncode = proc.wait()
+            log.write(f"\n[launch] killed after the --timeout of {timeout} s\n")
+        except BaseException as e:  # submitit's signal handlers raise here, e.g. near the time limit: stop the command
+            proc.terminate()
+            log.write(f"\n[launch] stopped: {type(e).__name__}: {e}\n")
+            raise
+        if returncode == 0:
+            mark_finished(job, start, log)
+    return returncode
+
+
+@dataclass
+class SlurmOptions:
+    partition: Optional[str] = None
+    time_min: int = 60
+    cpus: int = 1
+    gpus: int = 0
+    mem: Optional[str] = None
+    poll_s: float = 30.0  # how often the launcher asks Slurm (sacct, squeue) about unfinished jobs
+    extra: Optional[Dict[str, str]] = None  # more sbatch options, e.g. {"account": "rl", "qos": "high"}
+
+
+def squeue_ids(array_ids):
+    """Job ids ("123_4") that Slurm still has queued or running, or None when squeue does not answer."""
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(sorted(array_ids))], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        # squeue fails for ids it has already forgotten; an empty queue is then the answer
+        return set() if "Invalid job id" in out.stderr else None
+    return set(out.stdout.split())
+
+
+def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print):
+    """Submit the jobs as one Slurm array and wait for each; never raises for a failed job."""
+    import submitit  # only this backend needs it
+
+    options = options or SlurmOptions()
+    if __name__ != "__main__":  # imported (tests): ship this module's code with the jobs, the node cannot import it
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    log_dir = os.path.dirname(jobs[0].log_path)
+    executor = submitit.AutoExecutor(folder=os.path.join(log_dir, "slurm", "%j"), cluster="slurm")
+    params = dict(name=jobs[0].name, timeout_min=options.time_min, cpus_per_task=options.cpus, slurm_array_parallelism=workers)
+    if options.partition:
+        params["slurm_partition"] = options.partition
+    if options.gpus:
+        params["gpus_per_node"] = options.gpus
+    if options.mem:
+        params["slurm_mem"] = options.mem
+    if options.extra:
+        params["slurm_additional_parameters"] = dict(options.extra)
+    executor.update_parameters(**params)
+    n = len(jobs)
+    submitted = executor.map_array(run_on_node, jobs, [options.cpus] * n, [timeout] * n, [os.getcwd()] * n)
+    start = time.time()
+    for job, sjob in zip(jobs, submitted):
+        echo(f"[launch] submitted {job.name} {job.env_id} seed {job.seed} as Slurm job {sjob.job_id} (log {job.log_path})")
+
+    results = [None] * n
+    gone_since = {}  # job index -> when squeue first stopped listing it while it had no result
+    last_poll = 0.0
+    try:
+        while any(r is None for r in results):
+            poll = time.time() - last_poll >= options.poll_s
+            if poll:
+                last_poll = time.time()
+                submitted[0].watcher.update()  # one sacct call for every registered job
+                queued = squeue_ids({sjob.job_id.split("_")[0] for sjob in submitted})
+            for i, (job, sjob) in enumerate(zip(jobs, submitted)):
+                if results[i] is not None:
+                    continue
+                result = collect(job, sjob, time.time() - start)
+                if result is None and poll and queued is not None and sjob.job_id not in queued:
+                    # out of the queue without a result: Slurm's own state if sacct knows it, else lost, after a grace
+                    # period for the result file to appear on a shared file system and for accounting to catch up
+                    gone_since.setdefault(i, time.time())
+                    if time.time() - gone_since[i] >= 2 * options.poll_s:
+                        state = sjob.watcher.get_state(sjob.job_id, mode="cache")
+                        state = state if state != "UNKNOWN" else "LOST"  # sacct does not know it either
+                        result = JobResult(
+                            job, None, time.time() - start, state, sjob.job_id, extra_logs=(str(sjob.paths.stderr),)
+                        )
+                if result is not None:
+                    results[i] = result
+                    echo(
+                        f"[launch] finished {job.name} {job.env_id} seed {job.seed}: {result.status} (Slurm job {sjob.job_id})"
+                    )
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for i, sjob in enumerate(submitted):
+            if results[i] is None:
+                sjob.cancel(check=False)
+                results[i] = JobResult(jobs[i], None, time.time() - start, "CANCELLED", sjob.job_id)
+        echo("[launch] interrupted: cancelled the unfinished Slurm jobs")
+    return results
+
+
+UNFINISHED_STATES = ("READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "SUSPENDED")
+
+
+def final_state(sjob, tries=5):
+    """Slurm's state of a job that has just ended, asking sacct again for a few seconds while it lags; None if unknown."""
+    for _ in range(tries):
+        state = sjob.watcher.get_state(sjob.job_id, mode="force")
+        if state.upper() not in UNFINISHED_STATES:
+            return state
+        time.sleep(1)
+    return None
+
+
+def collect(job, sjob, seconds):
+    """The outcome of one Slurm job if it has one: its result file, or a finished Slurm state; None while it runs."""
+    stderr = (str(sjob.paths.stderr),)
+    if sjob.paths.result_pickle.exists():
+        try:
+            returncode = sjob.result()
+        except Exception as e:  # run_on_node raised: submitit's time-limit signal, or e.g. an unwritable log folder
+            state = "TIMEOUT" if "timed-out" in str(e) else final_state(sjob)
+            if state in (None, "COMPLETED", "FAILED"):
+                state = f"job raised {type(e).__name__}"
+            return JobResult(job, None, seconds, state, sjob.job_id, extra_logs=stderr)
+        state = None
+        if returncode != 0:  # killed by Slurm (scancel, time limit, memory) or a failing command: Slurm knows which
+            state = final_state(sjob)
+            state = None if state in ("COMPLETED", "FAILED") else state
+        return JobResult(job, returncode, seconds, state, sjob.job_id, extra_logs=stderr)
+    state = sjob.watcher.get_state(sjob.job_id, mode="cache")
+    if state.upper() in UNFINISHED_STATES:
+        return None
+    if state == "COMPLETED":  # the result file may lag behind on a shared file system: look again at the next poll
+        return None
+    return JobResult(job, None, seconds, state, sjob.job_id, extra_logs=stderr)
+
+
+# backend name -> function(jobs, workers, threads_per_job, timeout, [options]) returning one JobResult per job, in order
+BACKENDS: Dict[str, Callable[..., List[JobResult]]] = {"local": run_local, "slurm": run_slurm}
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})\n"
+
+
+def summary(results):
+    """The table printed at the end: one row per job, failures first named in full."""
+    header = ("job", "env", "seed", "status", "time", "log")
+    rows = [(r.job.name, r.job.env_id, str(r.job.seed), r.status, f"{r.seconds:.0f} s", r.job.log_path) for r in results]
+    if any(r.slurm_id for r in results):
+        header += ("Slurm job",)
+        rows = [row + (r.slurm_id or "-",) for row, r in zip(rows, results)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*row) for row in rows]
+    failed = [r for r in results if not r.ok]
+    lines.append(f"{len(results) - len(failed)} of {len(results)} jobs finished with exit status 0, {len(failed)} failed")
+    skipped = sum(1 for r in results if r.skipped_run)
+    if skipped:
+        lines.append(f"({skipped} of them finished in an earlier launch and were not run again)")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    if "--" not in argv and not {"-h", "--help"} & set(argv):
+        raise SystemExit("launch.py: error: give the training command after `--`, e.g. -- python qsm_continuous_action.py")
+    split = argv.index("--") if "--" in argv else len(argv)
+    command = argv[split + 1 :]
+    if not command and split < len(argv):
+        raise SystemExit("launch.py: error: the command after `--` is empty")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env-ids", nargs="+", required=True, help="Gymnasium env ids")
+    parser.add_argument("--seeds", nargs="+", type=int, required=True, help="seeds, one job per env and seed")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="jobs running at the same time (local default 1; slurm default: no limit)"
+    )
+    parser.add_argument("--threads-per-job", type=int, default=None, help="OMP/MKL threads per job (default: cores / workers)")
+    parser.add_argument("--name", default=None, help="job name in logs and the table (default: the script's name)")
+    parser.add_argument("--log-dir", default="runs/logs", help="folder of the jobs' stdout/stderr logs")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds after which a job is killed (and fails)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="local", help="where the jobs run")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--runs-dir", default="runs", help="where the command writes its run folders (to resume a sweep)")
+    parser.add_argument("--rerun-finished", action="store_true", help="run again the jobs that finished in an earlier launch")
+    slurm = parser.add_argument_group("Slurm (--backend slurm), per job")
+    slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
+    slurm.add_argument("--slurm-time", type=int, default=60, help="time limit in minutes")
+    slurm.add_argument("--slurm-cpus", type=int, default=1, help="CPUs per job (also its OMP/MKL threads)")
+    slurm.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job")
+    slurm.add_argument("--slurm-mem", default=None, help="memory per job, as sbatch --mem takes it (e.g. 4G)")
+    slurm.add_argument("--slurm-poll", type=float, default=30.0, help="seconds between two queries of the job states")
+    slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
+    args = parser.parse_args(argv[:split])
+    if args.workers is None:
+        args.workers = 1 if args.backend == "local" else 256
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    for opt in args.slurm_option:
+        if "=" not in opt:
+            parser.error(f"--slurm-option takes KEY=VALUE, got {opt!r}")
+    if args.slurm_time < 1 or args.slurm_cpus < 1 or args.slurm_gpus < 0 or args.slurm_poll <= 0:
+        parser.error("--slurm-time and --slurm-cpus must be >= 1, --slurm-gpus >= 0, --slurm-poll > 0")
+    if args.name is None:
+        scripts = [os.path.basename(c)[: -len(".py")] for c in command if c.endswith(".py")]
+        args.name = scripts[0] if scripts else os.path.basename(command[0])
+    if args.threads_per_job is None:
+        args.threads_per_job = max(1, (os.cpu_count() or 1) // args.workers)
+    return args, command
+
+
+def main(argv=None):
+    args, command = parse_args(sys.argv[1:] if argv is None else argv)
+    jobs = make_jobs(command, args.env_ids, args.seeds, args.name, args.log_dir, args.runs_dir)
+    done = {} if args.rerun_finished else {i: finished_run(job) for i, job in enumerate(jobs)}
+    done = {i: run_dir for i, run_dir in done.items() if run_dir}
+    if args.dry_run:
+        for i, job in enumerate(jobs):
+            print(f"# finished before, skipped: {shlex.join(job.command)}" if i in done else shlex.join(job.command))
+        return 0
+    todo = [job for i, job in enumerate(jobs) if i not in done]
+    for i, run_dir in done.items():
+        print(f"[launch] skipping {jobs[i].name} {jobs[i].env_id} seed {jobs[i].seed}: finished before ({run_dir})")
+    threads = args.slurm_cpus if args.backend == "slurm" else args.threads_per_job
+    print(f"[launch] {len(todo)} jobs on backend {args.backend}, {args.workers} at a time, {threads} thread(s) each")
+    start = time.time()
+    if not todo:
+        ran = []
+    elif args.backend == "slurm":
+        options = SlurmOptions(
+            args.slurm_partition,
+            args.slurm_time,
+            args.slurm_cpus,
+            args.slurm_gpus,
+            args.slurm_mem,
+            args.slurm_poll,
+            dict(opt.split("=", 1) for opt in args.slurm_option),
+        )
+        ran = run_slurm(todo, args.workers, threads, args.timeout, options)
+    else:
+        ran = BACKENDS[args.backend](todo, args.workers, threads, args.timeout)
+    ran = iter(ran)
+    results = [JobResult(job, 0, 0.0, skipped_run=done[i]) if i in done else next(ran) for i, job in enumerate(jobs)]
+    for r in results:
+        if not r.ok and (r.returncode is not None or r.slurm_state is not None):  # not for jobs that never ran
+            print(f"\n[launch] {r.job.name} {r.job.env_id} seed {r.job.seed} {r.status}; last lines of {r.job.log_path}:")
+            print(log_tail(r.job.log_path), end="")
+            for path in r.extra_logs:
+                if os.path.exists(path) and os.path.getsize(path) > 0:
+                    print(f"[launch] last lines of {path}:")
+                    print(log_tail(path), end="")
+    print(f"\n[launch] summary ({time.time() - start:.0f} s in all)")
+    print(summary(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
