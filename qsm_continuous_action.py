@@ -281,13 +281,13 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     with torch.no_grad():
-        next_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
-        next_actions = (next_actions + args.exploration_noise * torch.randn_like(next_actions)).clamp(-1.0, 1.0)
+        sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
+        next_actions = (sampled_actions + args.exploration_noise * torch.randn_like(sampled_actions)).clamp(-1.0, 1.0)
         min_q_next = torch.min(*(q_targ(next_obs, next_actions) for q_targ in critic_targets))
         # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
         q_target = rewards + args.gamma * (1.0 - terminations) * min_q_next
     q_values = [q(obs, actions) for q in critics]
-    return [F.mse_loss(v, q_target) for v in q_values], q_values, next_actions
+    return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
 def actor_loss(eps_theta, critics, schedule, obs, actions, m_q):
@@ -307,7 +307,7 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q):
 
 def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args):
     """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
-    qf_losses, q_values, next_actions = critic_loss(critics, critic_targets, eps_theta, schedule, batch, args)
+    qf_losses, q_values, sampled_actions = critic_loss(critics, critic_targets, eps_theta, schedule, batch, args)
     q_optimizer.zero_grad()
     sum(qf_losses).backward()
     q_optimizer.step()
@@ -330,8 +330,8 @@ def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_opt
         "qsm/q_grad_norm": q_grad.norm(dim=-1).mean(),
         "qsm/eps_norm": eps.norm(dim=-1).mean(),
         "qsm/eps_q_grad_cosine": F.cosine_similarity(eps, -q_grad, dim=-1).mean(),
-        # share of the sampled next actions' components clipped at the bounds: near 1 means a bang-bang policy
-        "qsm/action_at_bounds_frac": (next_actions.abs() >= 0.999).float().mean(),
+        # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
+        "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
     }
 
 

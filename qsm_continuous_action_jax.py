@@ -322,14 +322,15 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     sample_key, noise_key = jax.random.split(key)
-    next_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
-    next_actions = jnp.clip(next_actions + args.exploration_noise * jax.random.normal(noise_key, next_actions.shape), -1, 1)
+    sampled_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
+    noise = args.exploration_noise * jax.random.normal(noise_key, sampled_actions.shape)
+    next_actions = jnp.clip(sampled_actions + noise, -1, 1)
     min_q_next = critic.apply(critic_target_params, next_obs, next_actions).min(0)
     # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
     q_target = jax.lax.stop_gradient(rewards + args.gamma * (1.0 - terminations) * min_q_next)
     q_values = critic.apply(critic_params, obs, actions)  # (2, B, 1)
     qf_losses = ((q_values - q_target) ** 2).mean(axis=(1, 2))
-    return qf_losses.sum(), (qf_losses, q_values, next_actions)
+    return qf_losses.sum(), (qf_losses, q_values, sampled_actions)
 
 
 def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q):
@@ -354,7 +355,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     @jax.jit
     def qsm_update(state, batch):
         key, critic_key, actor_key = jax.random.split(state.key, 3)
-        (_, (qf_losses, q_values, next_actions)), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+        (_, (qf_losses, q_values, sampled_actions)), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
             state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key, eps_theta, critic,
             schedule, args,
         )  # fmt: skip
@@ -380,7 +381,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             "qsm/eps_norm": eps_norm.mean(),
             "qsm/eps_q_grad_cosine": ((eps * -q_grad).sum(-1) / jnp.maximum(eps_norm * q_grad_norm, 1e-8)).mean(),
             # share of the sampled next actions' components clipped at the bounds: near 1 means a bang-bang policy
-            "qsm/action_at_bounds_frac": (jnp.abs(next_actions) >= 0.999).mean(),
+            "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key)
         return state, metrics
