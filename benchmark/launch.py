@@ -399,7 +399,11 @@ def parse_args(argv):
         "--workers", type=int, default=None, help="jobs running at the same time (local default 1; slurm default: no limit)"
     )
     parser.add_argument("--threads-per-job", type=int, default=None, help="OMP/MKL threads per job (default: cores / workers)")
-    parser.add_argument("--name", default=None, help="job name in logs and the table (default: the script's name)")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="job name in logs and the table (default: the --exp-name passed on, else the script's name)",
+    )
     parser.add_argument("--log-dir", default="runs/logs", help="folder of the jobs' stdout/stderr logs")
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which a job is killed (and fails)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="local", help="where the jobs run")
@@ -424,9 +428,12 @@ def parse_args(argv):
             parser.error(f"--slurm-option takes KEY=VALUE, got {opt!r}")
     if args.slurm_time < 1 or args.slurm_cpus < 1 or args.slurm_gpus < 0 or args.slurm_poll <= 0:
         parser.error("--slurm-time and --slurm-cpus must be >= 1, --slurm-gpus >= 0, --slurm-poll > 0")
-    if args.name is None:
+    if args.name is None:  # the run's --exp-name if given (runs of one script under two names keep their own logs)
         scripts = [os.path.basename(c)[: -len(".py")] for c in command if c.endswith(".py")]
         args.name = scripts[0] if scripts else os.path.basename(command[0])
+        for i, word in enumerate(command[:-1]):
+            if word == "--exp-name":
+                args.name = command[i + 1]
     if args.threads_per_job is None:
         args.threads_per_job = max(1, (os.cpu_count() or 1) // args.workers)
     return args, command

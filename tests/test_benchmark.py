@@ -77,6 +77,15 @@ def test_launcher_dry_run_runs_nothing(tmp_path):
     assert len(lines) == 4 and lines[-1].endswith("--env-id EnvB --seed 2")
 
 
+def test_launcher_job_names():
+    import launch
+
+    args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", "python", "benchmark/sac_sb3.py", "--seed", "2"])
+    assert args.name == "sac_sb3"
+    args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", "python", "qsm.py", "--exp-name", "tp-qsm"])
+    assert args.name == "tp-qsm"  # its logs must not overwrite those of the runs named after the script
+
+
 @pytest.mark.parametrize("runner, script", [("qsm.sh", "qsm_continuous_action.py"), ("sac.sh", "benchmark/sac_sb3.py")])
 def test_runner_commands(runner, script):
     env = dict(os.environ, DRY_RUN="1", ENV_IDS="Hopper-v4 Walker2d-v4", SEEDS="1 2 3")
