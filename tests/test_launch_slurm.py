@@ -143,7 +143,7 @@ def test_slurm_array_of_two_qsm_runs_read_by_plot(qsm_sweep, tmp_path):
     # one log folder per job, and each job's training log
     for task in ids:
         assert os.path.isdir(logs / "slurm" / task)
-    assert "Slurm job" in (logs / "qsm_continuous_action__Pendulum-v1__1.log").read_text()
+    assert "Slurm job" in (logs / f"{exp_name}__Pendulum-v1__1.log").read_text()  # jobs are named after --exp-name
 
     # the plot script reads the event files the Slurm jobs wrote
     runs = plot.load_runs(os.path.join(ROOT, "runs"), algos=[exp_name], echo=lambda *_: None)
@@ -170,9 +170,9 @@ def test_slurm_resumed_sweep_does_not_rerun_finished_jobs(qsm_sweep):
     proc = run([1, 2, 3])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(submitted_ids(proc.stdout)) == 1  # only seed 3 went to Slurm
-    assert "submitted qsm_continuous_action Pendulum-v1 seed 3" in proc.stdout
+    assert f"submitted {exp_name} Pendulum-v1 seed 3" in proc.stdout
     for seed in (1, 2):
-        assert f"skipping qsm_continuous_action Pendulum-v1 seed {seed}: finished before" in proc.stdout
+        assert f"skipping {exp_name} Pendulum-v1 seed {seed}: finished before" in proc.stdout
         assert len(folders(seed)) == 1  # no second run folder
     assert len(folders(3)) == 1
     assert {p: os.path.getmtime(p) for p in glob.glob(os.path.join(seed1_dir, "events.out.tfevents.*"))} == events_before
