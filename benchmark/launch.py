@@ -343,7 +343,9 @@ def collect(job, sjob, seconds):
                 state = f"job raised {type(e).__name__}"
             return JobResult(job, None, seconds, state, sjob.job_id, extra_logs=stderr)
         state = None
-        if returncode != 0:  # killed by Slurm (scancel, time limit, memory) or a failing command: Slurm knows which
+        if returncode == -signal.SIGUSR2:  # submitit's signal ahead of the time limit, passed on to the command
+            state = "TIMEOUT"
+        elif returncode != 0:  # killed by Slurm (scancel, time limit, memory) or a failing command: Slurm knows which
             state = final_state(sjob)
             state = None if state in ("COMPLETED", "FAILED") else state
         return JobResult(job, returncode, seconds, state, sjob.job_id, extra_logs=stderr)
