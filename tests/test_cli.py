@@ -86,19 +86,19 @@ def test_same_seed_same_run(tmp_path):
         assert sa[tag] == sb[tag], tag
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--env-id", "CartPole-v1"], "Discrete action space"),
-        (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
-        (["--diffusion-steps", "0"], "--diffusion-steps (T) must be >= 1"),
-        (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
-        (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
-        (["--m-q", "-1"], "--m-q must be > 0"),
-        (["--critic-hidden-dim", "0"], "critic sizes must be >= 1"),
-        (["--load-model", "missing.qsm_model"], "no such file"),
-    ],
-)
+BAD_INPUTS = [
+    (["--env-id", "CartPole-v1"], "Discrete action space"),
+    (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
+    (["--diffusion-steps", "0"], "--diffusion-steps (T) must be >= 1"),
+    (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
+    (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
+    (["--m-q", "-1"], "--m-q must be > 0"),
+    (["--critic-hidden-dim", "0"], "critic sizes must be >= 1"),
+    (["--load-model", "missing.qsm_model"], "no such file"),
+]  # each script must reject these with one line and exit 2
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS)
 def test_bad_input_exits_with_one_readable_line(args, message, tmp_path):
     result = run(args, tmp_path)
     assert result.returncode != 0

@@ -10,7 +10,7 @@ import pytest
 from flax import serialization
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from test_cli import SHORT_RUN, TAGS
+from test_cli import BAD_INPUTS, SHORT_RUN, TAGS
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "qsm_continuous_action_jax.py")
 
@@ -106,18 +106,7 @@ def test_same_seed_same_run(short_run, tmp_path):
         assert sa[tag] == sb[tag], tag
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--env-id", "CartPole-v1"], "Discrete action space"),
-        (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
-        (["--diffusion-steps", "0"], "--diffusion-steps (T) must be >= 1"),
-        (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
-        (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
-        (["--m-q", "-1"], "--m-q must be > 0"),
-        (["--load-model", "missing.qsm_model"], "no such file"),
-    ],
-)
+@pytest.mark.parametrize("args, message", BAD_INPUTS)
 def test_bad_input_exits_with_one_readable_line(args, message, tmp_path):
     result = run(args, tmp_path)
     assert result.returncode == 2
