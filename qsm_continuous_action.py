@@ -86,7 +86,15 @@ class Args:
     beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
     """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
     m_q: float = 50.0
-    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q"""
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad,
+    onto -M_q * grad_a Q / rms, and M_q is unitless)"""
+    normalize_q_grad: bool = False
+    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's
+    size no longer grows with the reward scale and M_q transfers across tasks"""
+    clip_final_only: bool = False
+    """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
+    critic_layer_norm: bool = False
+    """beyond the paper: layer norm after every hidden layer of the critics"""
     temperature: float = 1.0
     """scale of the noise added inside the reverse DDPM chain"""
     exploration_noise: float = 0.1
@@ -152,10 +160,10 @@ def final_observations(next_obs, infos):
     return real_next_obs
 
 
-def mlp(in_dim, hidden_dim, num_layers, out_dim, activation):
+def mlp(in_dim, hidden_dim, num_layers, out_dim, activation, layer_norm=False):
     layers, dim = [], in_dim
     for _ in range(num_layers):
-        layers += [nn.Linear(dim, hidden_dim), activation()]
+        layers += [nn.Linear(dim, hidden_dim)] + ([nn.LayerNorm(hidden_dim)] if layer_norm else []) + [activation()]
         dim = hidden_dim
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
@@ -169,11 +177,11 @@ def xavier_init(module):
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU (optionally with layer norm before each ReLU)."""
 
-    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2):
+    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2, layer_norm=False):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU)
+        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU, layer_norm)
         self.apply(xavier_init)
 
     def forward(self, obs, actions):
@@ -234,8 +242,9 @@ def ddpm_schedule(T, kind="vp", device="cpu"):
 
 
 @torch.no_grad()
-def ddpm_sample(eps_theta, obs, schedule, temperature=1.0):
-    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, clipped to [-1, 1]."""
+def ddpm_sample(eps_theta, obs, schedule, temperature=1.0, clip_final_only=False):
+    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]
+    (with `clip_final_only`, only the last one)."""
     betas, alphas, alpha_bars = schedule["betas"], schedule["alphas"], schedule["alpha_bars"]
     x = torch.randn(obs.shape[0], eps_theta.act_dim, device=obs.device)
     for i in reversed(range(len(betas))):
@@ -245,7 +254,8 @@ def ddpm_sample(eps_theta, obs, schedule, temperature=1.0):
         x = (x - betas[i] / torch.sqrt(1 - alpha_bars[i]) * eps) / torch.sqrt(alphas[i])
         if i > 0:
             x = x + torch.sqrt(betas[i]) * temperature * torch.randn_like(x)
-        x = x.clamp(-1.0, 1.0)
+        if i == 0 or not clip_final_only:
+            x = x.clamp(-1.0, 1.0)
     return x
 
 
@@ -277,11 +287,33 @@ class ReplayBuffer:
         return tuple(torch.as_tensor(f[idx], device=device) for f in fields)
 
 
+class RunningRMS(nn.Module):
+    """A running estimate of the RMS of grad_a Q, for the scale-free target of --normalize-q-grad.
+
+    An exponential moving average of mean(grad^2) over batch and action dimensions, bias-corrected like Adam's
+    moments; one scalar for all dimensions, so dividing by it changes the target's size, not its direction."""
+
+    def __init__(self, decay=0.99):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("mean_square", torch.zeros(()))
+        self.register_buffer("weight", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, x):
+        self.mean_square.mul_(self.decay).add_((1 - self.decay) * x.pow(2).mean())
+        self.weight.mul_(self.decay).add_(1 - self.decay)
+        return self.value()
+
+    def value(self):
+        return torch.sqrt(self.mean_square / self.weight.clamp_min(1e-12)).clamp_min(1e-8)
+
+
 def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     with torch.no_grad():
-        sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
+        sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature, args.clip_final_only)
         next_actions = (sampled_actions + args.exploration_noise * torch.randn_like(sampled_actions)).clamp(-1.0, 1.0)
         min_q_next = torch.min(*(q_targ(next_obs, next_actions) for q_targ in critic_targets))
         # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
@@ -290,8 +322,10 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
-def actor_loss(eps_theta, critics, schedule, obs, actions, m_q):
-    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t)."""
+def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None):
+    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
+
+    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the target is -M_q * grad_a Q / rms instead."""
     alpha_bars = schedule["alpha_bars"]
     t = torch.randint(0, len(alpha_bars), (obs.shape[0],), device=obs.device)
     ab = alpha_bars[t].unsqueeze(-1)
@@ -301,18 +335,21 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q):
     (q_grad,) = torch.autograd.grad(q_mean.sum(), noisy_actions)
     eps = eps_theta(obs, noisy_actions.detach(), t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    loss = ((eps - (-m_q * q_grad)) ** 2).mean()
+    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.update(q_grad)
+    loss = ((eps - (-scale * q_grad)) ** 2).mean()
     return loss, q_grad, eps.detach()
 
 
-def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args):
-    """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
+def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args, q_grad_rms=None):
+    """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
+
+    `q_grad_rms` is the `RunningRMS` of --normalize-q-grad (None: the paper's target)."""
     qf_losses, q_values, sampled_actions = critic_loss(critics, critic_targets, eps_theta, schedule, batch, args)
     q_optimizer.zero_grad()
     sum(qf_losses).backward()
     q_optimizer.step()
 
-    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, batch[0], batch[1], args.m_q)
+    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, batch[0], batch[1], args.m_q, q_grad_rms)
     actor_optimizer.zero_grad()
     a_loss.backward()
     actor_optimizer.step()
@@ -321,7 +358,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_opt
         for q, q_targ in zip(critics, critic_targets):
             for p, p_targ in zip(q.parameters(), q_targ.parameters()):
                 p_targ.lerp_(p, args.tau)
-    return {
+    metrics = {
         "losses/qf1_loss": qf_losses[0].detach(),
         "losses/qf2_loss": qf_losses[1].detach(),
         "losses/qf1_values": q_values[0].detach().mean(),
@@ -333,15 +370,21 @@ def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_opt
         # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
         "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
     }
+    if q_grad_rms is not None:
+        metrics["qsm/q_grad_rms"] = q_grad_rms.value()
+    return metrics
 
 
-def evaluate(eps_theta, schedule, env_id, eval_episodes, seed, device, temperature=1.0, max_episode_steps=None):
+def evaluate(
+    eps_theta, schedule, env_id, eval_episodes, seed, device, temperature=1.0, max_episode_steps=None, clip_final_only=False
+):
     """Mean return of `eval_episodes` episodes, one per env run side by side, acting with the plain DDPM sample."""
     envs = make_vector_env(env_id, seed, eval_episodes, max_episode_steps=max_episode_steps)
     obs, _ = envs.reset(seed=seed)
     returns = np.full(eval_episodes, np.nan)
     while np.isnan(returns).any():
-        actions = ddpm_sample(eps_theta, torch.as_tensor(obs, dtype=torch.float32, device=device), schedule, temperature)
+        obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        actions = ddpm_sample(eps_theta, obs_tensor, schedule, temperature, clip_final_only)
         obs, _, _, _, infos = envs.step(actions.cpu().numpy())
         if "final_info" in infos:
             for i in np.flatnonzero(infos["final_info"]["_episode"]):
@@ -422,7 +465,7 @@ def load_and_evaluate(args, device):
     schedule = ddpm_schedule(saved["diffusion_steps"], saved["beta_schedule"], device)
     returns = evaluate(
         eps_theta, schedule, saved["env_id"], args.eval_episodes, args.seed, device, saved["temperature"],
-        saved["max_episode_steps"],
+        saved["max_episode_steps"], saved.get("clip_final_only", False),
     )  # fmt: skip
     print(f"{saved['env_id']}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
     return returns
@@ -478,7 +521,7 @@ if __name__ == "__main__":
 
     eps_theta = Denoiser(obs_dim, act_dim, args.hidden_dim, args.num_layers).to(device)
     critic_size = (args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers)
-    qf1, qf2 = (QNetwork(obs_dim, act_dim, *critic_size).to(device) for _ in range(2))
+    qf1, qf2 = (QNetwork(obs_dim, act_dim, *critic_size, args.critic_layer_norm).to(device) for _ in range(2))
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
     critics, critic_targets = (qf1, qf2), (qf1_target, qf2_target)
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr)
@@ -488,6 +531,7 @@ if __name__ == "__main__":
         lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps)),
     )
     schedule = ddpm_schedule(args.diffusion_steps, args.beta_schedule, device)
+    q_grad_rms = RunningRMS().to(device) if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
     start_time = last_print = time.time()
@@ -501,9 +545,8 @@ if __name__ == "__main__":
         if global_step < args.learning_starts:
             actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
         else:
-            actions = ddpm_sample(
-                eps_theta, torch.as_tensor(obs, dtype=torch.float32, device=device), schedule, args.temperature
-            )
+            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            actions = ddpm_sample(eps_theta, obs_tensor, schedule, args.temperature, args.clip_final_only)
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
 
         # TRY NOT TO MODIFY: execute the game and log data.
@@ -522,7 +565,9 @@ if __name__ == "__main__":
         # ALGO LOGIC: training.
         if global_step >= args.learning_starts:
             batch = rb.sample(args.batch_size, device)
-            metrics = qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args)
+            metrics = qsm_update(
+                batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args, q_grad_rms
+            )
             actor_scheduler.step()
 
             losses = torch.stack([metrics["losses/qf1_loss"], metrics["losses/qf2_loss"], metrics["losses/actor_loss"]])
@@ -551,7 +596,7 @@ if __name__ == "__main__":
             last_eval = float(
                 evaluate(
                     eps_theta, schedule, args.env_id, args.eval_episodes, args.seed + 10_000, device, args.temperature,
-                    args.max_episode_steps,
+                    args.max_episode_steps, args.clip_final_only,
                 ).mean()
             )  # fmt: skip
             writer.add_scalar("eval/episodic_return", last_eval, global_step)

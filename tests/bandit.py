@@ -16,23 +16,25 @@ def two_peaks(a):
     return -((torch.sqrt(a**2 + 0.01) - 0.5) ** 2).sum(-1, keepdim=True)
 
 
-def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, return_models=False):
+def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, return_models=False, **variant):
     """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
 
     Q = reward here: every episode ends after one step. Returns samples of the trained policy (DDPM, no
-    exploration noise) at the bandit's single state; with `return_models`, also (eps_theta, critics, schedule)."""
+    exploration noise) at the bandit's single state; with `return_models`, also (eps_theta, critics, schedule).
+    `variant`: the beyond-the-paper flags (normalize_q_grad, clip_final_only, critic_layer_norm) as Args fields."""
     torch.manual_seed(seed)
-    args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0)
+    args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
     eps_theta = qsm.Denoiser(obs_dim, act_dim, hidden, 2)
-    critics = (qsm.QNetwork(obs_dim, act_dim, hidden, 2), qsm.QNetwork(obs_dim, act_dim, hidden, 2))
-    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in critics)
+    critics = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.critic_layer_norm) for _ in range(2))
+    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.critic_layer_norm) for _ in critics)
     for q, q_targ in zip(critics, critic_targets):
         q_targ.load_state_dict(q.state_dict())
     q_optimizer = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=1e-3)
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
     actor_optimizer = torch.optim.Adam(eps_theta.parameters(), lr=1e-2)
     schedule = qsm.ddpm_schedule(5)
+    q_grad_rms = qsm.RunningRMS() if args.normalize_q_grad else None
     rb = qsm.ReplayBuffer(warmup + steps, obs_dim, act_dim, seed=seed)
     obs = np.zeros((1, obs_dim), dtype=np.float32)
     rng = np.random.default_rng(seed)
@@ -40,13 +42,15 @@ def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_s
         if step < warmup:
             a = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
         else:
-            a = qsm.ddpm_sample(eps_theta, torch.as_tensor(obs), schedule)
+            a = qsm.ddpm_sample(eps_theta, torch.as_tensor(obs), schedule, clip_final_only=args.clip_final_only)
             a = (a + args.exploration_noise * torch.randn_like(a)).clamp(-1, 1).numpy()
         r = reward_fn(torch.as_tensor(a)).numpy()[:, 0]
         rb.add(obs, obs, a, r, np.ones(1, dtype=np.float32))
         if step >= warmup:
             qsm.qsm_update(
-                rb.sample(args.batch_size), eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args
-            )
-    samples = qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule).numpy()[:, 0]
+                rb.sample(args.batch_size), eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args,
+                q_grad_rms,
+            )  # fmt: skip
+    samples = qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule, clip_final_only=args.clip_final_only)
+    samples = samples.numpy()[:, 0]
     return (samples, (eps_theta, critics, schedule)) if return_models else samples
