@@ -93,6 +93,9 @@ class Args:
     size no longer grows with the reward scale and M_q transfers across tasks"""
     clip_final_only: bool = False
     """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
+    box_prior: bool = False
+    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that
+    without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
     critic_layer_norm: bool = False
     """beyond the paper: layer norm after every hidden layer of the critics"""
     temperature: float = 1.0
@@ -309,6 +312,22 @@ class RunningRMS(nn.Module):
         return torch.sqrt(self.mean_square / self.weight.clamp_min(1e-12)).clamp_min(1e-8)
 
 
+def box_prior_eps(noisy_actions, alpha_bar):
+    """eps of a uniform prior on the action box: -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ Uniform[-1, 1]^d.
+
+    Per dimension p_t(x) is proportional to Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, with
+    s = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar); so eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)). It is 0 at x = 0
+    and (x - s) / sigma far above the box: the noise that carries the nearest edge to x. Computed at |x| in log space
+    (p_t is even), so it stays finite far outside the box."""
+    s, sigma, x = torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar), noisy_actions.abs()
+    a, b = (s - x) / sigma, (-s - x) / sigma
+    log_cdf_a, log_cdf_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
+    log_mass = log_cdf_a + torch.where(diff > -math.log(2), torch.log(-torch.expm1(diff)), torch.log1p(-torch.exp(diff)))
+    log_pdf = lambda z: -0.5 * z**2 - 0.5 * math.log(2 * math.pi)  # noqa: E731
+    return torch.sign(noisy_actions) * (torch.exp(log_pdf(a) - log_mass) - torch.exp(log_pdf(b) - log_mass))
+
+
 def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
@@ -322,10 +341,11 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
-def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None):
+def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None, box_prior=False):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
 
-    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the target is -M_q * grad_a Q / rms instead."""
+    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the Q term is -M_q * grad_a Q / rms instead; with
+    `box_prior` (--box-prior), the target also gets the box prior's eps at a_t (`box_prior_eps`)."""
     alpha_bars = schedule["alpha_bars"]
     t = torch.randint(0, len(alpha_bars), (obs.shape[0],), device=obs.device)
     ab = alpha_bars[t].unsqueeze(-1)
@@ -336,7 +356,8 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None)
     eps = eps_theta(obs, noisy_actions.detach(), t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
     scale = m_q if q_grad_rms is None else m_q / q_grad_rms.update(q_grad)
-    loss = ((eps - (-scale * q_grad)) ** 2).mean()
+    target = -scale * q_grad + (box_prior_eps(noisy_actions.detach(), ab) if box_prior else 0.0)
+    loss = ((eps - target) ** 2).mean()
     return loss, q_grad, eps.detach()
 
 
@@ -349,7 +370,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_opt
     sum(qf_losses).backward()
     q_optimizer.step()
 
-    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, batch[0], batch[1], args.m_q, q_grad_rms)
+    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, batch[0], batch[1], args.m_q, q_grad_rms, args.box_prior)
     actor_optimizer.zero_grad()
     a_loss.backward()
     actor_optimizer.step()
