@@ -83,7 +83,15 @@ class Args:
     beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
     """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
     m_q: float = 50.0
-    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q"""
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad,
+    onto -M_q * grad_a Q / rms, and M_q is unitless)"""
+    normalize_q_grad: bool = False
+    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's
+    size no longer grows with the reward scale and M_q transfers across tasks"""
+    clip_final_only: bool = False
+    """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
+    critic_layer_norm: bool = False
+    """beyond the paper: layer norm after every hidden layer of the critics"""
     temperature: float = 1.0
     """scale of the noise added inside the reverse DDPM chain"""
     exploration_noise: float = 0.1
@@ -154,16 +162,20 @@ dense = partial(nn.Dense, kernel_init=nn.initializers.xavier_uniform(), bias_ini
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU (optionally with layer norm before each ReLU)."""
 
     hidden_dim: int = 512
     num_layers: int = 2
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, actions):
         x = jnp.concatenate([obs, actions], -1)
         for _ in range(self.num_layers):
-            x = nn.relu(dense(self.hidden_dim)(x))
+            x = dense(self.hidden_dim)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm(epsilon=1e-5)(x)  # PyTorch's nn.LayerNorm epsilon
+            x = nn.relu(x)
         return dense(1)(x)  # (B, 1)
 
 
@@ -172,13 +184,14 @@ class TwinQNetwork(nn.Module):
 
     hidden_dim: int = 512
     num_layers: int = 2
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, actions):
         twin = nn.vmap(
             QNetwork, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2
         )
-        return twin(self.hidden_dim, self.num_layers)(obs, actions)  # (2, B, 1): Q1 then Q2
+        return twin(self.hidden_dim, self.num_layers, self.layer_norm)(obs, actions)  # (2, B, 1): Q1 then Q2
 
 
 class FourierFeatures(nn.Module):
@@ -235,8 +248,9 @@ def ddpm_schedule(T, kind="vp"):
     return {"betas": as_array(betas), "alphas": as_array(alphas), "alpha_bars": as_array(alpha_bars)}
 
 
-def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0):
-    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, clipped to [-1, 1]."""
+def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0, clip_final_only=False):
+    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]
+    (with `clip_final_only`, only the last one)."""
     betas, alphas, alpha_bars = schedule["betas"], schedule["alphas"], schedule["alpha_bars"]
     T = betas.shape[0]
     key, x_key = jax.random.split(key)
@@ -250,19 +264,19 @@ def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0):
         # x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sqrt(beta_t) * temperature * z
         x = (x - betas[i] / jnp.sqrt(1 - alpha_bars[i]) * eps) / jnp.sqrt(alphas[i])
         x = x + jnp.where(i > 0, jnp.sqrt(betas[i]) * temperature, 0.0) * jax.random.normal(z_key, x.shape)
-        return jnp.clip(x, -1.0, 1.0), key
+        return (x if clip_final_only else jnp.clip(x, -1.0, 1.0)), key
 
     x, _ = jax.lax.fori_loop(0, T, reverse_step, (x, key))
-    return x
+    return jnp.clip(x, -1.0, 1.0) if clip_final_only else x
 
 
-def make_policy(eps_theta, schedule, temperature=1.0, exploration_noise=0.0):
+def make_policy(eps_theta, schedule, temperature=1.0, exploration_noise=0.0, clip_final_only=False):
     """The jitted acting function: obs in, (actions, next key) out; a DDPM sample plus optional Gaussian noise."""
 
     @jax.jit
     def policy(eps_params, obs, key):
         key, sample_key, noise_key = jax.random.split(key, 3)
-        actions = ddpm_sample(eps_theta, eps_params, obs, schedule, sample_key, temperature)
+        actions = ddpm_sample(eps_theta, eps_params, obs, schedule, sample_key, temperature, clip_final_only)
         if exploration_noise > 0:
             actions = jnp.clip(actions + exploration_noise * jax.random.normal(noise_key, actions.shape), -1.0, 1.0)
         return actions, key
@@ -297,6 +311,23 @@ class ReplayBuffer:
         return tuple(f[idx] for f in (self.obs, self.actions, self.rewards, self.next_obs, self.terminations))
 
 
+class RunningRMS(NamedTuple):
+    """A running estimate of the RMS of grad_a Q, for the scale-free target of --normalize-q-grad.
+
+    An exponential moving average of mean(grad^2) over batch and action dimensions, bias-corrected like Adam's
+    moments; one scalar for all dimensions, so dividing by it changes the target's size, not its direction.
+    Two scalars that live in the train state, so that the jitted update carries them from step to step."""
+
+    mean_square: jax.Array
+    weight: jax.Array
+
+    def update(self, x, decay=0.99):
+        return RunningRMS(decay * self.mean_square + (1 - decay) * jnp.mean(x**2), decay * self.weight + (1 - decay))
+
+    def value(self):
+        return jnp.maximum(jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12)), 1e-8)
+
+
 class QSMState(NamedTuple):
     """Everything one update reads and writes, as one pytree that stays on the device."""
 
@@ -306,23 +337,31 @@ class QSMState(NamedTuple):
     actor_opt_state: Any
     critic_opt_state: Any
     key: jax.Array
+    q_grad_rms: RunningRMS  # used by --normalize-q-grad only
 
 
 def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
-    """Fresh parameters (the targets start as copies of the critics), optimiser states and the update's RNG key."""
+    """Fresh parameters (the targets start as copies of the critics), optimiser states, the update's RNG key and an
+    empty running RMS."""
     key, eps_key, critic_key = jax.random.split(key, 3)
     obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
     # jitted, so that each init compiles once instead of as one small program per layer
     eps_params = jax.jit(eps_theta.init)(eps_key, obs, actions, jnp.zeros((1,), jnp.int32))
     critic_params = jax.jit(critic.init)(critic_key, obs, actions)
-    return QSMState(eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key)
+    # float32 zeros, not Python floats: a weakly typed leaf would change type after the first update and recompile it
+    q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()))
+    return QSMState(
+        eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key, q_grad_rms
+    )
 
 
 def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps_theta, critic, schedule, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     sample_key, noise_key = jax.random.split(key)
-    sampled_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
+    sampled_actions = ddpm_sample(
+        eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature, args.clip_final_only
+    )
     noise = args.exploration_noise * jax.random.normal(noise_key, sampled_actions.shape)
     next_actions = jnp.clip(sampled_actions + noise, -1, 1)
     min_q_next = critic.apply(critic_target_params, next_obs, next_actions).min(0)
@@ -333,8 +372,11 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     return qf_losses.sum(), (qf_losses, q_values, sampled_actions)
 
 
-def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q):
-    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t)."""
+def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, q_grad_rms=None):
+    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
+
+    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the target is -M_q * grad_a Q / rms instead, rms
+    including this batch; the updated `RunningRMS` (or None) comes back with the auxiliary outputs."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
     t = jax.random.randint(t_key, (obs.shape[0],), 0, alpha_bars.shape[0])
@@ -345,12 +387,17 @@ def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, 
     q_grad = jax.lax.stop_gradient(q_grad)
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    loss = ((eps - (-m_q * q_grad)) ** 2).mean()
-    return loss, (q_grad, eps)
+    if q_grad_rms is not None:
+        q_grad_rms = q_grad_rms.update(q_grad)
+    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.value()
+    loss = ((eps - (-scale * q_grad)) ** 2).mean()
+    return loss, (q_grad, eps, q_grad_rms)
 
 
 def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
-    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
+    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
+
+    With --normalize-q-grad the actor target is divided by the running RMS of grad_a Q carried in `state.q_grad_rms`."""
 
     @jax.jit
     def qsm_update(state, batch):
@@ -363,8 +410,9 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         critic_params = optax.apply_updates(state.critic_params, critic_updates)
 
         obs, actions = batch[0], batch[1]
-        (a_loss, (q_grad, eps)), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q
+        q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
+        (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
+            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q, q_grad_rms
         )
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
@@ -383,7 +431,11 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             # share of the sampled next actions' components clipped at the bounds: near 1 means a bang-bang policy
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
-        state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key)
+        if args.normalize_q_grad:
+            metrics["qsm/q_grad_rms"] = q_grad_rms.value()
+        else:
+            q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
+        state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
         return state, metrics
 
     return qsm_update
@@ -491,7 +543,7 @@ def load_and_evaluate(args, key):
         fail(f"--load-model: {args.load_model!r} is not a model saved by {os.path.basename(__file__)} --save-model")
     eps_theta = Denoiser(int(ckpt["act_dim"]), saved["hidden_dim"], saved["num_layers"])
     schedule = ddpm_schedule(saved["diffusion_steps"], saved["beta_schedule"])
-    policy = make_policy(eps_theta, schedule, saved["temperature"])
+    policy = make_policy(eps_theta, schedule, saved["temperature"], clip_final_only=saved.get("clip_final_only", False))
     returns = evaluate(
         policy, ckpt["eps_theta"], saved["env_id"], args.eval_episodes, args.seed, key, saved["max_episode_steps"]
     )
@@ -546,7 +598,7 @@ if __name__ == "__main__":
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
     critic = TwinQNetwork(
-        args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers
+        args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers, args.critic_layer_norm
     )  # Q1 and Q2, with target copies inside the state
     critic_tx = optax.adam(args.critic_lr)
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
@@ -554,8 +606,8 @@ if __name__ == "__main__":
     schedule = ddpm_schedule(args.diffusion_steps, args.beta_schedule)
     state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
     qsm_update = make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
-    explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
-    sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
+    explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise, args.clip_final_only)
+    sample_policy = make_policy(eps_theta, schedule, args.temperature, 0.0, args.clip_final_only)  # evaluation: no noise
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
     start_time = last_print = time.time()

@@ -17,21 +17,22 @@ def two_peaks(a):
     return -((np.sqrt(a**2 + 0.01) - 0.5) ** 2).sum(-1, keepdims=True)
 
 
-def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000):
+def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, **variant):
     """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
 
     Q = reward here: every episode ends after one step. Returns samples of the trained policy (DDPM, no
-    exploration noise) at the bandit's single state."""
-    args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0)
+    exploration noise) at the bandit's single state.
+    `variant`: the beyond-the-paper flags (normalize_q_grad, clip_final_only, critic_layer_norm) as Args fields."""
+    args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
-    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2)
+    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2, args.critic_layer_norm)
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
     actor_tx, critic_tx = optax.adam(1e-2), optax.adam(1e-3)
     schedule = qsm.ddpm_schedule(5)
     key, init_key, act_key, sample_key = jax.random.split(jax.random.key(seed), 4)
     state = qsm.init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
     qsm_update = qsm.make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
-    explore = qsm.make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
+    explore = qsm.make_policy(eps_theta, schedule, args.temperature, args.exploration_noise, args.clip_final_only)
     rb = qsm.ReplayBuffer(warmup + steps, obs_dim, act_dim, seed=seed)
     obs = np.zeros((1, obs_dim), dtype=np.float32)
     rng = np.random.default_rng(seed)
@@ -44,5 +45,6 @@ def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_s
         rb.add(obs, obs, a, reward_fn(a)[:, 0], np.ones(1, dtype=np.float32))
         if step >= warmup:
             state, _ = qsm_update(state, rb.sample(args.batch_size))
-    samples, _ = qsm.make_policy(eps_theta, schedule)(state.eps_params, np.zeros((n_samples, obs_dim), np.float32), sample_key)
+    sample_policy = qsm.make_policy(eps_theta, schedule, clip_final_only=args.clip_final_only)
+    samples, _ = sample_policy(state.eps_params, np.zeros((n_samples, obs_dim), np.float32), sample_key)
     return np.asarray(samples)[:, 0]

@@ -156,7 +156,7 @@ def test_actor_loss_target_is_minus_m_q_times_mean_q_gradient():
 
     schedule, critics = qsm.ddpm_schedule(5), LinearCritics(c1, c2)
     obs, actions = jnp.ones((16, 4)), jnp.linspace(-1, 1, 32).reshape(16, 2)
-    loss, (q_grad, eps) = qsm.actor_loss(None, None, obs, actions, jax.random.key(0), Constant(), critics, schedule, 3.0)
+    loss, (q_grad, eps, _) = qsm.actor_loss(None, None, obs, actions, jax.random.key(0), Constant(), critics, schedule, 3.0)
     assert float(loss) == pytest.approx(0.0, abs=1e-10)
     np.testing.assert_allclose(q_grad, jnp.broadcast_to(g, (16, 2)), rtol=1e-6)
     loss_flipped, _ = qsm.actor_loss(None, None, obs, actions, jax.random.key(0), Constant(), critics, schedule, -3.0)
