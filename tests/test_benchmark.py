@@ -197,3 +197,31 @@ def test_plot_curve_stops_where_a_seed_stopped(tmp_path):
 def test_plot_without_runs_fails(tmp_path, capsys):
     assert plot.main(["--runs-dir", str(tmp_path), "--output", str(tmp_path / "x.png")]) == 2
     assert "no runs" in capsys.readouterr().err
+
+
+def test_diagnostics_table_numbers(tmp_path, capsys):
+    import diagnostics
+
+    runs_dir = str(tmp_path / "runs")
+    steps = np.arange(1, 21) * 100
+    for seed in (1, 2):
+        writer = SummaryWriter(os.path.join(runs_dir, f"EnvA-v0__qsm__{seed}__1000"))
+        for i, step in enumerate(steps):
+            writer.add_scalar(plot.RETURN_TAG, 1.0, step)
+            writer.add_scalar("qsm/action_at_bounds_frac", 0.1 * seed, step)
+            writer.add_scalar("qsm/q_grad_norm", float(i), step)  # 0..19: its last 4 average 17.5
+            writer.add_scalar("losses/qf1_loss", 2.0 * seed, step)
+        writer.close()
+    write_run(runs_dir, "EnvA-v0", "sac", 1, np.ones(20), steps)
+    table = diagnostics.diagnostics(plot.load_runs(runs_dir, echo=lambda *_: None), last_logged=4)
+    qsm = table[("EnvA-v0", "qsm")]
+    assert qsm["seeds"] == 2
+    assert qsm["qsm/action_at_bounds_frac"] == pytest.approx(0.15)
+    assert qsm["qsm/q_grad_norm"] == pytest.approx(17.5)
+    assert qsm["losses/qf1_loss"] == pytest.approx(3.0)
+    assert np.isnan(qsm["qsm/eps_norm"])
+    assert all(np.isnan(v) for k, v in table[("EnvA-v0", "sac")].items() if k != "seeds")
+    diagnostics.main(["--runs-dir", runs_dir, "--markdown", "--last-logged", "4"])
+    out = capsys.readouterr().out
+    assert "| EnvA-v0 | qsm | 2 | 15% | 17.50 | - | - | 3.00 |" in out
+    assert "| EnvA-v0 | sac | 1 | - | - | - | - | - |" in out
