@@ -90,6 +90,9 @@ class Args:
     size no longer grows with the reward scale and M_q transfers across tasks"""
     clip_final_only: bool = False
     """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
+    box_prior: bool = False
+    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that
+    without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
     critic_layer_norm: bool = False
     """beyond the paper: layer norm after every hidden layer of the critics"""
     temperature: float = 1.0
@@ -355,6 +358,22 @@ def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim
     )
 
 
+def box_prior_eps(noisy_actions, alpha_bar):
+    """eps of a uniform prior on the action box: -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ Uniform[-1, 1]^d.
+
+    Per dimension p_t(x) is proportional to Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, with
+    s = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar); so eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)). It is 0 at x = 0
+    and (x - s) / sigma far above the box: the noise that carries the nearest edge to x. Computed at |x| in log space
+    (p_t is even), so it stays finite far outside the box."""
+    s, sigma, x = jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar), jnp.abs(noisy_actions)
+    a, b = (s - x) / sigma, (-s - x) / sigma
+    log_cdf_a, log_cdf_b = jax.scipy.special.log_ndtr(a), jax.scipy.special.log_ndtr(b)
+    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
+    log_mass = log_cdf_a + jnp.where(diff > -jnp.log(2.0), jnp.log(-jnp.expm1(diff)), jnp.log1p(-jnp.exp(diff)))
+    log_pdf = lambda z: -0.5 * z**2 - 0.5 * jnp.log(2 * jnp.pi)  # noqa: E731
+    return jnp.sign(noisy_actions) * (jnp.exp(log_pdf(a) - log_mass) - jnp.exp(log_pdf(b) - log_mass))
+
+
 def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps_theta, critic, schedule, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
@@ -372,11 +391,14 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     return qf_losses.sum(), (qf_losses, q_values, sampled_actions)
 
 
-def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, q_grad_rms=None):
+def actor_loss(
+    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, q_grad_rms=None, box_prior=False
+):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
 
-    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the target is -M_q * grad_a Q / rms instead, rms
-    including this batch; the updated `RunningRMS` (or None) comes back with the auxiliary outputs."""
+    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the Q term is -M_q * grad_a Q / rms instead, rms
+    including this batch; the updated `RunningRMS` (or None) comes back with the auxiliary outputs. With `box_prior`
+    (--box-prior), the target also gets the box prior's eps at a_t (`box_prior_eps`)."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
     t = jax.random.randint(t_key, (obs.shape[0],), 0, alpha_bars.shape[0])
@@ -390,7 +412,10 @@ def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, 
     if q_grad_rms is not None:
         q_grad_rms = q_grad_rms.update(q_grad)
     scale = m_q if q_grad_rms is None else m_q / q_grad_rms.value()
-    loss = ((eps - (-scale * q_grad)) ** 2).mean()
+    target = -scale * q_grad
+    if box_prior:  # a Python bool: the jitted update traces one branch or the other
+        target = target + box_prior_eps(noisy_actions, ab)
+    loss = ((eps - target) ** 2).mean()
     return loss, (q_grad, eps, q_grad_rms)
 
 
@@ -412,8 +437,9 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         obs, actions = batch[0], batch[1]
         q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
         (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q, q_grad_rms
-        )
+            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q, q_grad_rms,
+            args.box_prior,
+        )  # fmt: skip
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
 

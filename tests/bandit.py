@@ -21,7 +21,8 @@ def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_s
 
     Q = reward here: every episode ends after one step. Returns samples of the trained policy (DDPM, no
     exploration noise) at the bandit's single state; with `return_models`, also (eps_theta, critics, schedule).
-    `variant`: the beyond-the-paper flags (normalize_q_grad, clip_final_only, critic_layer_norm) as Args fields."""
+    `variant`: the beyond-the-paper flags (normalize_q_grad, clip_final_only, critic_layer_norm, box_prior) as Args
+    fields."""
     torch.manual_seed(seed)
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=0.99, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1

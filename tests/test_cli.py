@@ -86,6 +86,17 @@ def test_same_seed_same_run(tmp_path):
         assert sa[tag] == sb[tag], tag
 
 
+def test_beyond_the_paper_flags_run(tmp_path):
+    # all four together, without the evaluation halfway: a few seconds
+    flags = ["--normalize-q-grad", "--clip-final-only", "--critic-layer-norm", "--box-prior", "--eval-frequency", "0"]
+    result = run([*SHORT_RUN, *flags], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = glob.glob(str(tmp_path / "runs" / "*"))
+    logged = scalars(run_dir)
+    assert [step for step, _ in logged["qsm/q_grad_rms"]] == [100, 200]
+    assert all(v > 0 for _, v in logged["qsm/q_grad_rms"])
+
+
 BAD_INPUTS = [
     (["--env-id", "CartPole-v1"], "Discrete action space"),
     (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),

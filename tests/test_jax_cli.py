@@ -107,11 +107,11 @@ def test_same_seed_same_run(short_run, tmp_path):
 
 
 def test_beyond_the_paper_flags_run_once_compiled_and_their_model_evaluates(tmp_path):
-    flags = ["--normalize-q-grad", "--clip-final-only", "--critic-layer-norm"]
+    flags = ["--normalize-q-grad", "--clip-final-only", "--critic-layer-norm", "--box-prior"]
     result = run([*SHORT_RUN, *flags, "--save-model"], tmp_path, env={"JAX_LOG_COMPILES": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     compiled = re.findall(r"Finished XLA compilation of jit\((\w+)\)", result.stderr)
-    assert compiled.count("qsm_update") == 1, compiled  # the running RMS rides in the jitted state
+    assert compiled.count("qsm_update") == 1, compiled  # the running RMS rides in the jitted state; the box prior is traced in
     (run_dir,) = glob.glob(str(tmp_path / "runs" / "*"))
     logged = scalars(run_dir)
     assert [step for step, _ in logged["qsm/q_grad_rms"]] == [100, 200]
@@ -119,7 +119,7 @@ def test_beyond_the_paper_flags_run_once_compiled_and_their_model_evaluates(tmp_
     (model,) = glob.glob(os.path.join(run_dir, "*.qsm_model"))
     with open(model, "rb") as f:
         saved = serialization.msgpack_restore(f.read())
-    assert saved["args"]["normalize_q_grad"] and saved["args"]["clip_final_only"] and saved["args"]["critic_layer_norm"]
+    assert all(saved["args"][flag[2:].replace("-", "_")] for flag in flags)
     assert "LayerNorm_1" in saved["qf1"]["params"]["VmapQNetwork_0"]
     evaluation = run(["--load-model", model, "--eval-episodes", "2"], tmp_path)  # reads --clip-final-only from the model
     assert evaluation.returncode == 0, evaluation.stderr
