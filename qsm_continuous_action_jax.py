@@ -20,7 +20,7 @@ import random
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal, NamedTuple, Optional
 
@@ -56,6 +56,9 @@ class Args:
     """print a progress line (steps, SPS, latest returns) every 10 seconds"""
 
     # Algorithm specific arguments
+    recipe: Literal["reference", "improved"] = "reference"
+    """reference: the paper's recipe (the defaults below); improved: beyond the paper, --normalize-q-grad --m-q 1
+    --box-prior (see README); flags given explicitly override the recipe's values"""
     env_id: str = "Hopper-v4"
     """the id of the environment (any Gymnasium env with a bounded Box action space)"""
     max_episode_steps: Optional[int] = None
@@ -111,6 +114,21 @@ class Args:
     """evaluate the policy (DDPM sample, no exploration noise) every this many steps (0: only at the end)"""
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
+
+
+# the values each --recipe gives its flags (defaults that explicit flags still override)
+RECIPES = {
+    "reference": {},
+    "improved": {"normalize_q_grad": True, "m_q": 1.0, "box_prior": True},
+}
+
+
+def parse_args(argv=None):
+    """Args from the command line; with --recipe, parsed again with that recipe's values as the defaults."""
+    args = tyro.cli(Args, args=argv)
+    if RECIPES[args.recipe]:
+        args = tyro.cli(Args, args=argv, default=replace(Args(), recipe=args.recipe, **RECIPES[args.recipe]))
+    return args
 
 
 def gym_make(env_id, **kwargs):
@@ -578,7 +596,7 @@ def load_and_evaluate(args, key):
 
 
 if __name__ == "__main__":
-    args = tyro.cli(Args)
+    args = parse_args()
     if args.capture_video and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
     if args.load_model is None and (problem := check_args(args)):

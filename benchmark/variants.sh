@@ -12,10 +12,11 @@ declare -A FLAGS=(
     [qsm_box]="--box-prior"
     [qsm_layer_norm]="--critic-layer-norm"
     [qsm_norm_box]="--normalize-q-grad --m-q 3 --box-prior"
+    [qsm_norm1_box]="--normalize-q-grad --m-q 1 --box-prior"
     [qsm_norm10_box]="--normalize-q-grad --m-q 10 --box-prior"
     [qsm_norm_box_clip_final]="--normalize-q-grad --m-q 3 --box-prior --clip-final-only"
 )
-VARIANTS=${VARIANTS:-"qsm_norm qsm_clip_final qsm_box qsm_layer_norm qsm_norm_box qsm_norm10_box qsm_norm_box_clip_final"}
+VARIANTS=${VARIANTS:-"qsm_norm qsm_clip_final qsm_box qsm_layer_norm qsm_norm1_box qsm_norm_box qsm_norm10_box qsm_norm_box_clip_final"}
 rc=0
 for name in $VARIANTS; do
     if [[ -z "${FLAGS[$name]+x}" ]]; then
