@@ -64,10 +64,11 @@ def main(argv=None):
     parser.add_argument("--algos", nargs="*", help="only these algorithms, i.e. exp_names (default: all)")
     parser.add_argument("--last-logged", type=int, default=10, help="logged values averaged per run (from the end)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--max-step", type=int, default=None, help="use only what was logged before this env step")
     args = parser.parse_args(argv)
     if args.last_logged < 1:
         parser.error("--last-logged must be >= 1")
-    runs = load_runs(args.runs_dir, args.env_ids, args.algos)
+    runs = load_runs(args.runs_dir, args.env_ids, args.algos, max_step=args.max_step)
     if not runs:
         parser.error(f"no runs under {args.runs_dir!r}")
     print(format_table(diagnostics(runs, args.last_logged), args.markdown))

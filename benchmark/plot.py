@@ -63,9 +63,10 @@ def read_scalars(path):
     return out
 
 
-def load_runs(runs_dir, env_ids=None, algos=None, echo=print):
+def load_runs(runs_dir, env_ids=None, algos=None, echo=print, max_step=None):
     """Every run under `runs_dir` (filtered by env and algorithm); of several runs with the same env, algorithm and
-    seed only the latest counts, and a note says so."""
+    seed only the latest counts, and a note says so. With `max_step`, only what was logged before that step counts,
+    so runs of a longer budget compare with shorter ones at equal steps."""
     latest = {}
     for path in sorted(glob.glob(os.path.join(runs_dir, "*"))):
         parsed = parse_run_name(os.path.basename(path))
@@ -84,7 +85,9 @@ def load_runs(runs_dir, env_ids=None, algos=None, echo=print):
     runs = []
     for (env_id, algo, seed), (_, path) in sorted(latest.items()):
         scalars = read_scalars(path)
-        if RETURN_TAG not in scalars:
+        if max_step is not None:
+            scalars = {tag: rows[rows[:, 0] < max_step] for tag, rows in scalars.items()}
+        if not len(scalars.get(RETURN_TAG, ())):
             echo(f"note: {path} has no {RETURN_TAG} (no episode finished); skipped")
             continue
         last_step = int(max(rows[-1, 0] for rows in scalars.values() if len(rows)))
@@ -310,9 +313,10 @@ def main(argv=None):
     )
     parser.add_argument("--title", default=None, help="figure title")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--max-step", type=int, default=None, help="use only what was logged before this env step")
     args = parser.parse_args(argv)
 
-    runs = load_runs(args.runs_dir, args.env_ids, args.algos)
+    runs = load_runs(args.runs_dir, args.env_ids, args.algos, max_step=args.max_step)
     if not runs:
         print(f"plot.py: error: no runs with {RETURN_TAG} under {args.runs_dir!r}", file=sys.stderr)
         return 2

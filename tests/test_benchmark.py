@@ -225,3 +225,13 @@ def test_diagnostics_table_numbers(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| EnvA-v0 | qsm | 2 | 15% | 17.50 | - | - | 3.00 |" in out
     assert "| EnvA-v0 | sac | 1 | - | - | - | - | - |" in out
+
+
+def test_plot_max_step_compares_runs_at_equal_steps(fake_runs):
+    runs = plot.load_runs(fake_runs, echo=lambda *_: None, max_step=500)
+    # episodes every 50 steps: those before step 500 are the first 9 (indices 0..8); the last 4 average 6.5
+    table = plot.summarize(runs, last_episodes=4)
+    np.testing.assert_allclose(table[("EnvA-v0", "good")]["finals"], [106.5, 206.5, 306.5])
+    assert table[("EnvA-v0", "good")]["min_last_step"] == 450
+    assert np.isnan(table[("EnvA-v0", "bad")]["eval_mean"])  # its only evaluation, at step 999, is past the cap
+    assert plot.load_runs(fake_runs, echo=lambda *_: None, max_step=10) == []  # no episode before step 10: skipped
