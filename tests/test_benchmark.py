@@ -235,3 +235,32 @@ def test_plot_max_step_compares_runs_at_equal_steps(fake_runs):
     assert table[("EnvA-v0", "good")]["min_last_step"] == 450
     assert np.isnan(table[("EnvA-v0", "bad")]["eval_mean"])  # its only evaluation, at step 999, is past the cap
     assert plot.load_runs(fake_runs, echo=lambda *_: None, max_step=10) == []  # no episode before step 10: skipped
+
+
+def test_variants_runner_commands():
+    env = dict(os.environ, DRY_RUN="1", ENV_IDS="Walker2d-v4", SEEDS="1 2", VARIANTS="qsm_norm1_box qsm_clip_final")
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmark", "variants.sh"), "--total-timesteps", "100"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines == [
+        "python qsm_continuous_action.py --no-progress --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box "
+        "--total-timesteps 100 --env-id Walker2d-v4 --seed 1",
+        "python qsm_continuous_action.py --no-progress --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box "
+        "--total-timesteps 100 --env-id Walker2d-v4 --seed 2",
+        "python qsm_continuous_action.py --no-progress --clip-final-only --exp-name qsm_clip_final "
+        "--total-timesteps 100 --env-id Walker2d-v4 --seed 1",
+        "python qsm_continuous_action.py --no-progress --clip-final-only --exp-name qsm_clip_final "
+        "--total-timesteps 100 --env-id Walker2d-v4 --seed 2",
+    ]
+    bad = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmark", "variants.sh")],
+        capture_output=True,
+        text=True,
+        env=dict(env, VARIANTS="qsm_nonsense"),
+    )
+    assert bad.returncode == 2 and "unknown variant qsm_nonsense" in bad.stderr
