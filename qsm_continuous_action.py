@@ -5,11 +5,14 @@ trained by regression onto the action-gradient of a learned Q-function at noisy 
     eps_theta(s, a_t, t) ~= -M_q * grad_a Q(s, a_t),
 so that denoising moves actions uphill on Q. No gradient flows through the sampling chain, and the policy stays
 stochastic (and can be multi-modal). The critics are trained as in TD3/SAC with the DDPM sample as the next action.
+The defaults are the paper's recipe. Beyond the paper, off by default: --normalize-q-grad, --box-prior,
+--clip-final-only and --critic-layer-norm, against the reference recipe's saturated (bang-bang) actions;
+--recipe improved turns on the combination that did best in README's measurements.
 
 Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from Rewards via Q-Score Matching",
 ICML 2024, https://arxiv.org/abs/2312.11752
 
-Train:     python qsm_continuous_action.py --env-id Hopper-v4 --cuda
+Train:     python qsm_continuous_action.py --env-id Hopper-v4 --cuda            (add --recipe improved: beyond the paper)
 Evaluate:  python qsm_continuous_action.py --load-model runs/<run_name>/qsm_continuous_action.qsm_model --eval-episodes 10
 """
 
