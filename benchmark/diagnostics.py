@@ -5,8 +5,8 @@
 For each env and algorithm (the run's exp_name), each diagnostic is averaged over a run's last `--last-logged` logged
 values (the scripts log every 100 training steps), then over seeds. Runs that do not log a tag (SAC) show "-".
   at bounds   qsm/action_at_bounds_frac: share of the DDPM samples' components at -1 or +1 (near 100%: bang-bang)
-  |grad Q|    qsm/q_grad_norm: mean norm of grad_a Q at the noisy replay actions
-  |eps|       qsm/eps_norm: mean norm of the denoiser's output there
+  grad Q norm qsm/q_grad_norm: mean norm of grad_a Q at the noisy replay actions
+  eps norm    qsm/eps_norm: mean norm of the denoiser's output there
   cos         qsm/eps_q_grad_cosine: cosine between eps_theta and -grad_a Q (1: the denoiser fits the target's direction)
   critic loss losses/qf1_loss
 """
@@ -22,8 +22,8 @@ from plot import load_runs  # noqa: E402
 
 COLUMNS = [
     ("at bounds", "qsm/action_at_bounds_frac", lambda v: f"{100 * v:.0f}%"),
-    ("|grad Q|", "qsm/q_grad_norm", lambda v: f"{v:.2f}"),
-    ("|eps|", "qsm/eps_norm", lambda v: f"{v:.2f}"),
+    ("grad Q norm", "qsm/q_grad_norm", lambda v: f"{v:.2f}"),
+    ("eps norm", "qsm/eps_norm", lambda v: f"{v:.2f}"),
     ("cos", "qsm/eps_q_grad_cosine", lambda v: f"{v:.2f}"),
     ("critic loss", "losses/qf1_loss", lambda v: f"{v:.2f}"),
 ]
