@@ -60,8 +60,7 @@ class Args:
 
     # Algorithm specific arguments
     recipe: Literal["reference", "improved"] = "reference"
-    """reference: the paper's recipe (the defaults below); improved: beyond the paper, --normalize-q-grad --m-q 1
-    --box-prior (see README); flags given explicitly override the recipe's values"""
+    """reference: the paper's recipe (the defaults below); improved: beyond the paper, --normalize-q-grad --m-q 1 --box-prior (see README); flags given explicitly override the recipe's values"""
     env_id: str = "Hopper-v4"
     """the id of the environment (any Gymnasium env with a bounded Box action space)"""
     max_episode_steps: Optional[int] = None
@@ -89,16 +88,13 @@ class Args:
     beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
     """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
     m_q: float = 50.0
-    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad,
-    onto -M_q * grad_a Q / rms, and M_q is unitless)"""
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad, onto -M_q * grad_a Q / rms, and M_q is unitless)"""
     normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's
-    size no longer grows with the reward scale and M_q transfers across tasks"""
+    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's size no longer grows with the reward scale and M_q transfers across tasks"""
     clip_final_only: bool = False
     """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
     box_prior: bool = False
-    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that
-    without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
+    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
     critic_layer_norm: bool = False
     """beyond the paper: layer norm after every hidden layer of the critics"""
     temperature: float = 1.0
