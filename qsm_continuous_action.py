@@ -93,7 +93,7 @@ class Args:
     m_q: float = 50.0
     """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad, onto -M_q * grad_a Q / rms, and M_q is unitless)"""
     normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's size no longer grows with the reward scale and M_q transfers across tasks"""
+    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's size no longer grows with the reward scale (M_q is then unitless)"""
     clip_final_only: bool = False
     """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
     box_prior: bool = False
