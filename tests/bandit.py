@@ -16,6 +16,11 @@ def two_peaks(a):
     return -((torch.sqrt(a**2 + 0.01) - 0.5) ** 2).sum(-1, keepdim=True)
 
 
+def near(samples, centre, radius=0.2):
+    """Share of the samples within `radius` of `centre`."""
+    return float(np.mean(np.abs(samples - centre) < radius))
+
+
 def train_bandit(reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, return_models=False, **variant):
     """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
 

@@ -2,19 +2,9 @@
 
 Each test runs twice: with the PyTorch script's update (`bandit.py`) and with the JAX script's (`bandit_jax.py`)."""
 
-import bandit
-import bandit_jax
+from bandit import near
 import numpy as np
 import pytest
-
-
-@pytest.fixture(params=[bandit, bandit_jax], ids=["torch", "jax"])
-def toy(request):
-    return request.param
-
-
-def near(samples, centre, radius=0.2):
-    return float(np.mean(np.abs(samples - centre) < radius))
 
 
 def test_one_maximum_samples_concentrate_near_argmax(toy):

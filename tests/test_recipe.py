@@ -1,7 +1,6 @@
 """--recipe: a preset of flags that explicit flags still override, the same in both scripts; QSM learns with it."""
 
-import bandit
-import bandit_jax
+from bandit import near
 import numpy as np
 import pytest
 
@@ -23,15 +22,6 @@ def test_recipe_sets_its_flags_and_explicit_flags_win(script):
 
 def test_both_scripts_have_the_same_recipes():
     assert qsm.RECIPES == qsm_jax.RECIPES
-
-
-@pytest.fixture(params=[bandit, bandit_jax], ids=["torch", "jax"])
-def toy(request):
-    return request.param
-
-
-def near(samples, centre, radius=0.2):
-    return float(np.mean(np.abs(samples - centre) < radius))
 
 
 def test_improved_recipe_learns_the_bandits(toy):

@@ -2,8 +2,6 @@
 of the JAX script in test_jax_variants.py and test_jax_box_prior.py), and QSM still learns with it (the bandit tests run
 with both scripts' updates)."""
 
-import bandit
-import bandit_jax
 import numpy as np
 import pytest
 import torch
@@ -17,11 +15,6 @@ VARIANTS = {
     "critic_layer_norm": dict(critic_layer_norm=True),
     "box_prior": dict(box_prior=True),
 }
-
-
-@pytest.fixture(params=[bandit, bandit_jax], ids=["torch", "jax"])
-def toy(request):
-    return request.param
 
 
 def test_running_rms_tracks_the_rms_of_its_stream():
