@@ -58,10 +58,14 @@ def test_short_run_hits_truncations(short_run):
     assert 20 in lengths and max(lengths) <= 20
 
 
-def test_cuda_flag_falls_back_to_cpu_with_a_warning(short_run):
-    result, _, _ = short_run
-    if not torch.cuda.is_available():
-        assert "no GPU is available; running on the CPU" in result.stderr
+def test_cuda_flag_trains_on_the_gpu_or_falls_back_to_cpu_with_a_warning(short_run):
+    result, run_dir, _ = short_run
+    (model,) = glob.glob(os.path.join(run_dir, "*.qsm_model"))
+    saved = torch.load(model, weights_only=False)  # tensors come back on the device they were saved from
+    devices = {p.device.type for p in saved["eps_theta"].values()} | {p.device.type for p in saved["qf1"].values()}
+    gpu = torch.cuda.is_available()
+    assert devices == {"cuda" if gpu else "cpu"}
+    assert ("no GPU is available; running on the CPU" in result.stderr) == (not gpu)
 
 
 def test_saved_model_loads_and_evaluates(short_run):
@@ -112,7 +116,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("args, message", BAD_INPUTS)
 def test_bad_input_exits_with_one_readable_line(args, message, tmp_path):
     result = run(args, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if "error:" in line]

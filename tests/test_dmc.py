@@ -59,7 +59,8 @@ VIDEO_RUN = ["--env-id", "Hopper-v4", "--total-timesteps", "60", "--learning-sta
 
 def test_capture_video_writes_a_video_file(tmp_path):
     result = run(VIDEO_RUN, tmp_path)
-    if result.returncode == 2 and "cannot render" in result.stderr:
+    # a machine without a renderer may skip; CI (CI=true) has one, so there a failed render probe is a failure
+    if result.returncode == 2 and "cannot render" in result.stderr and os.environ.get("CI") != "true":
         pytest.skip(f"MuJoCo cannot render headless on this machine: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     videos = glob.glob(str(tmp_path / "videos" / "*" / "*.mp4"))

@@ -188,10 +188,7 @@ def test_update_changes_everything_it_should_and_compiles_once(tiny_setup):
     changed = lambda a, b: any(not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # noqa: E731
     assert changed(state.eps_params, new_state.eps_params) and changed(state.critic_params, new_state.critic_params)
     assert not np.array_equal(jax.random.key_data(state.key), jax.random.key_data(new_state.key))  # a fresh key each step
-    # Polyak: target' = tau * critic' + (1 - tau) * target
-    for target, online, old in zip(*(jax.tree.leaves(p) for p in (new_state.critic_target_params, new_state.critic_params,
-                                                                      state.critic_target_params))):  # fmt: skip
-        np.testing.assert_allclose(target, args.tau * online + (1 - args.tau) * old, rtol=1e-5, atol=1e-7)
+    # (the Polyak step of the targets: test_bootstrap.py)
     key = jax.random.key(1)
     state = new_state
     for _ in range(5):  # later steps, fresh batches and states: no retrace, no recompilation

@@ -101,8 +101,3 @@ def test_clip_final_only_alone_piles_the_bandit_samples_at_the_bound(toy):
     # bound and 74% / 70% land near the peak (the "clip_final_only+box_prior" case above).
     samples = toy.train_bandit(toy.one_peak, m_q=1.0, clip_final_only=True)
     assert np.mean(np.abs(samples) >= 0.999) > 0.4, np.histogram(samples, bins=10, range=(-1, 1))
-
-
-def test_normalized_target_keeps_the_sign(toy):
-    samples = toy.train_bandit(toy.one_peak, m_q=-1.0, normalize_q_grad=True)
-    assert np.mean(np.abs(samples - 0.4) < 0.2) < 0.1
