@@ -1,30 +1,29 @@
 """Q-Score Matching (QSM): a diffusion-model policy trained off-policy from rewards.
 
-The policy pi(a|s) is a small DDPM over actions, conditioned on the state. Its denoiser eps_theta(s, a_t, t) is
-trained by regression onto the action-gradient of a learned Q-function at noisy actions,
+The policy pi(a|s) is a small DDPM over actions, conditioned on the state. QSM trains its denoiser eps_theta(s, a_t, t)
+by regression onto the action-gradient of a learned Q-function at noisy actions,
     eps_theta(s, a_t, t) ~= -M_q * grad_a Q(s, a_t),
 so that denoising moves actions uphill on Q. No gradient flows through the sampling chain, and the policy stays
-stochastic (and can be multi-modal). The critics are trained as in TD3/SAC with the DDPM sample as the next action.
-The defaults are the paper's recipe. Beyond the paper, off by default: --normalize-q-grad, --box-prior,
---clip-final-only and --critic-layer-norm, against the reference recipe's saturated (bang-bang) actions;
---recipe improved turns on the combination that did best in README's measurements.
+stochastic (it can be multi-modal). Twin critics are trained as in TD3/SAC, with a DDPM sample as the next action.
+The defaults are the paper's recipe, as the authors' code runs it.
 
 Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from Rewards via Q-Score Matching",
 ICML 2024, https://arxiv.org/abs/2312.11752
 
-Train:     python qsm_continuous_action.py --env-id Hopper-v4 --cuda            (add --recipe improved: beyond the paper)
-Evaluate:  python qsm_continuous_action.py --load-model runs/<run_name>/qsm_continuous_action.qsm_model --eval-episodes 10
+Train:     python qsm_continuous_action.py --env-id Hopper-v4 --cuda
+Evaluate:  python qsm_continuous_action.py --load-model runs/<run_name>/qsm_continuous_action.qsm_model
 """
 
 import copy
+import importlib
 import math
 import os
 import random
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
-from typing import Literal, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -55,19 +54,15 @@ class Args:
     capture_video: bool = False
     """whether to capture videos of the agent performances (check out `videos` folder)"""
     save_model: bool = False
-    """whether to save the model (denoiser, critics, schedule, spaces) into `runs/{run_name}`"""
+    """whether to save the model (denoiser, critics, flags) into `runs/{run_name}`"""
     load_model: Optional[str] = None
-    """path of a model saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
+    """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
-    """print a progress line (steps, SPS, latest returns) every 10 seconds"""
+    """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
 
     # Algorithm specific arguments
-    recipe: Literal["reference", "improved"] = "reference"
-    """reference: the paper's recipe (the defaults below); improved: beyond the paper, --normalize-q-grad --m-q 1 --box-prior (see README); flags given explicitly override the recipe's values"""
     env_id: str = "Hopper-v4"
     """the id of the environment (any Gymnasium env with a bounded Box action space)"""
-    max_episode_steps: Optional[int] = None
-    """override the env's time limit (episodes then end by truncation after this many steps)"""
     total_timesteps: int = int(1e6)
     """total timesteps of the experiments"""
     buffer_size: int = int(1e6)
@@ -88,68 +83,42 @@ class Args:
     """the denoiser's learning rate follows a cosine decay to 0 over this many updates"""
     diffusion_steps: int = 5
     """T, the number of DDPM steps of the policy"""
-    beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
-    """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
     m_q: float = 50.0
-    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad, onto -M_q * grad_a Q / rms, and M_q is unitless)"""
-    normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's size no longer grows with the reward scale (M_q is then unitless)"""
-    clip_final_only: bool = False
-    """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
-    box_prior: bool = False
-    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
-    critic_layer_norm: bool = False
-    """beyond the paper: layer norm after every hidden layer of the critics"""
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q"""
     temperature: float = 1.0
     """scale of the noise added inside the reverse DDPM chain"""
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to the DDPM sample when acting and in the critic target"""
     hidden_dim: int = 512
-    """width of the hidden layers of the denoiser (and of the critics unless --critic-hidden-dim is given)"""
+    """width of the hidden layers of the denoiser and of the critics"""
     num_layers: int = 2
-    """number of hidden layers of the denoiser (and of the critics unless --critic-num-layers is given)"""
+    """number of hidden layers of the denoiser and of the critics"""
     critic_hidden_dim: Optional[int] = None
     """width of the critics' hidden layers (default: --hidden-dim); harder tasks use wider critics"""
-    critic_num_layers: Optional[int] = None
-    """number of the critics' hidden layers (default: --num-layers)"""
+    max_episode_steps: Optional[int] = None
+    """override the env's time limit (episodes then end by truncation after this many steps)"""
     eval_frequency: int = int(1e4)
     """evaluate the policy (DDPM sample, no exploration noise) every this many steps (0: only at the end)"""
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-
-# the values each --recipe gives its flags (defaults that explicit flags still override)
-RECIPES = {
-    "reference": {},
-    "improved": {"normalize_q_grad": True, "m_q": 1.0, "box_prior": True},
-}
-
-
-def parse_args(argv=None):
-    """Args from the command line; with --recipe, parsed again with that recipe's values as the defaults."""
-    args = tyro.cli(Args, args=argv)
-    if RECIPES[args.recipe]:
-        args = tyro.cli(Args, args=argv, default=replace(Args(), recipe=args.recipe, **RECIPES[args.recipe]))
-    return args
-
-
-def gym_make(env_id, **kwargs):
-    if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
-        with warnings.catch_warnings():  # dm_control probes GLFW at import; without a display that only warns
-            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
-            import shimmy
-        gym.register_envs(shimmy)
-    return gym.make(env_id, **kwargs)
+    # Beyond the paper (off by default; docs/beyond_the_paper.md). The improved recipe: --normalize-q-grad --box-prior --m-q 1
+    normalize_q_grad: bool = False
+    """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
+    box_prior: bool = False
+    """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
     def thunk():
+        if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")  # dm_control's GLFW probe
+            gym.register_envs(importlib.import_module("shimmy"))
         kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
         if capture_video and idx == 0:
-            env = gym_make(env_id, render_mode="rgb_array", **kwargs)
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"videos/{run_name}")
         else:
-            env = gym_make(env_id, **kwargs)
+            env = gym.make(env_id, **kwargs)
         if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector
             env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -162,46 +131,34 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
     return thunk
 
 
-def make_vector_env(env_id, seed, num_envs, capture_video=False, run_name="", max_episode_steps=None):
-    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in
-    # infos["final_obs"], so no stored transition ever spans a reset.
-    return gym.vector.SyncVectorEnv(
-        [make_env(env_id, seed + i, i, capture_video, run_name, max_episode_steps) for i in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-
-
 def final_observations(next_obs, infos):
     """The true next observations of a step: the final observation where an episode ended, not the reset one."""
     real_next_obs = next_obs.copy()
-    if "final_obs" in infos:
-        for i in np.flatnonzero(infos["_final_obs"]):
-            real_next_obs[i] = infos["final_obs"][i]
+    for i in np.flatnonzero(infos.get("_final_obs", [])):
+        real_next_obs[i] = infos["final_obs"][i]
     return real_next_obs
 
 
-def mlp(in_dim, hidden_dim, num_layers, out_dim, activation, layer_norm=False):
-    layers, dim = [], in_dim
-    for _ in range(num_layers):
-        layers += [nn.Linear(dim, hidden_dim)] + ([nn.LayerNorm(hidden_dim)] if layer_norm else []) + [activation()]
-        dim = hidden_dim
-    layers.append(nn.Linear(dim, out_dim))
-    return nn.Sequential(*layers)
+def mlp(in_dim, hidden_dim, num_layers, out_dim, activation):
+    dims = [in_dim] + [hidden_dim] * num_layers
+    return nn.Sequential(
+        *[m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), activation())], nn.Linear(dims[-1], out_dim)
+    )
 
 
 def xavier_init(module):
-    # the reference code initialises every layer, critics included, with Xavier-uniform weights and zero biases
+    # the authors' code initialises every layer, critics included, with Xavier-uniform weights and zero biases
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         nn.init.zeros_(module.bias)
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU (optionally with layer norm before each ReLU)."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
 
-    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2, layer_norm=False):
+    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU, layer_norm)
+        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU)
         self.apply(xavier_init)
 
     def forward(self, obs, actions):
@@ -229,7 +186,7 @@ class Denoiser(nn.Module):
             FourierFeatures(time_dim),
             nn.Linear(time_dim, time_hidden),
             nn.Mish(),
-            nn.Linear(time_hidden, time_hidden),
+            nn.Linear(time_hidden, time_hidden),  # no activation after the time MLP's last layer
         )
         self.net = mlp(act_dim + obs_dim + time_hidden, hidden_dim, num_layers, act_dim, nn.Mish)
         self.act_dim = act_dim
@@ -240,42 +197,28 @@ class Denoiser(nn.Module):
         return self.net(torch.cat([noisy_actions, obs, cond], -1))
 
 
-def ddpm_schedule(T, kind="vp", device="cpu"):
-    """betas, alphas = 1 - betas and alpha_bars = cumprod(alphas), entry i belonging to step t = i + 1."""
+def ddpm_schedule(T, device="cpu"):
+    """The authors' variance-preserving schedule: betas, alphas = 1 - betas, alpha_bars = cumprod(alphas), where entry i
+    belongs to step t = i + 1 and alpha_t = exp(-b_min / T - (b_max - b_min) (2t - 1) / (2 T^2)), b_min = 0.1, b_max = 10."""
     t = np.arange(1, T + 1, dtype=np.float64)
-    if kind == "vp":  # the reference code's variance-preserving schedule
-        b_min, b_max = 0.1, 10.0
-        alphas = np.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
-        betas = 1 - alphas
-    elif kind == "cosine":  # Nichol & Dhariwal (2021)
-        s = 0.008
-        f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * np.pi / 2) ** 2
-        betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
-    elif kind == "linear":  # Ho et al. (2020); meant for long chains, it barely noises the actions when T is small
-        betas = np.linspace(1e-4, 2e-2, T)
-    else:
-        raise ValueError(f"unknown beta schedule {kind!r}")
-    alphas = 1 - betas
-    alpha_bars = np.cumprod(alphas)
+    alphas = np.exp(-0.1 / T - 0.5 * (10.0 - 0.1) * (2 * t - 1) / T**2)
     as_tensor = lambda x: torch.tensor(x, dtype=torch.float32, device=device)  # noqa: E731
-    return {"betas": as_tensor(betas), "alphas": as_tensor(alphas), "alpha_bars": as_tensor(alpha_bars)}
+    return {"betas": as_tensor(1 - alphas), "alphas": as_tensor(alphas), "alpha_bars": as_tensor(np.cumprod(alphas))}
 
 
 @torch.no_grad()
-def ddpm_sample(eps_theta, obs, schedule, temperature=1.0, clip_final_only=False):
-    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]
-    (with `clip_final_only`, only the last one)."""
+def ddpm_sample(eps_theta, obs, schedule, temperature=1.0, generator=None):
+    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]."""
     betas, alphas, alpha_bars = schedule["betas"], schedule["alphas"], schedule["alpha_bars"]
-    x = torch.randn(obs.shape[0], eps_theta.act_dim, device=obs.device)
+    noise = lambda: torch.randn(obs.shape[0], eps_theta.act_dim, device=obs.device, generator=generator)  # noqa: E731
+    x = noise()
     for i in reversed(range(len(betas))):
-        t = torch.full((obs.shape[0],), i, device=obs.device, dtype=torch.long)
-        eps = eps_theta(obs, x, t)
+        eps = eps_theta(obs, x, torch.full((obs.shape[0],), i, device=obs.device, dtype=torch.long))
         # x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sqrt(beta_t) * temperature * z
         x = (x - betas[i] / torch.sqrt(1 - alpha_bars[i]) * eps) / torch.sqrt(alphas[i])
         if i > 0:
-            x = x + torch.sqrt(betas[i]) * temperature * torch.randn_like(x)
-        if i == 0 or not clip_final_only:
-            x = x.clamp(-1.0, 1.0)
+            x = x + torch.sqrt(betas[i]) * temperature * noise()
+        x = x.clamp(-1.0, 1.0)
     return x
 
 
@@ -294,12 +237,10 @@ class ReplayBuffer:
     def __len__(self):
         return self.size if self.full else self.pos
 
-    def add(self, obs, next_obs, actions, rewards, terminations):  # each with a leading num_envs axis
-        for i in range(len(obs)):
-            self.obs[self.pos], self.next_obs[self.pos], self.actions[self.pos] = obs[i], next_obs[i], actions[i]
-            self.rewards[self.pos], self.terminations[self.pos] = rewards[i], terminations[i]
-            self.pos = (self.pos + 1) % self.size
-            self.full = self.full or self.pos == 0
+    def add(self, obs, next_obs, actions, rewards, terminations):  # one env's step, each with a leading axis of 1
+        self.obs[self.pos], self.next_obs[self.pos], self.actions[self.pos] = obs, next_obs, actions
+        self.rewards[self.pos], self.terminations[self.pos] = rewards, terminations
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size, device="cpu"):
         idx = self.rng.integers(0, len(self), size=batch_size)
@@ -307,49 +248,11 @@ class ReplayBuffer:
         return tuple(torch.as_tensor(f[idx], device=device) for f in fields)
 
 
-class RunningRMS(nn.Module):
-    """A running estimate of the RMS of grad_a Q, for the scale-free target of --normalize-q-grad.
-
-    An exponential moving average of mean(grad^2) over batch and action dimensions, bias-corrected like Adam's
-    moments; one scalar for all dimensions, so dividing by it changes the target's size, not its direction."""
-
-    def __init__(self, decay=0.99):
-        super().__init__()
-        self.decay = decay
-        self.register_buffer("mean_square", torch.zeros(()))
-        self.register_buffer("weight", torch.zeros(()))
-
-    @torch.no_grad()
-    def update(self, x):
-        self.mean_square.mul_(self.decay).add_((1 - self.decay) * x.pow(2).mean())
-        self.weight.mul_(self.decay).add_(1 - self.decay)
-        return self.value()
-
-    def value(self):
-        return torch.sqrt(self.mean_square / self.weight.clamp_min(1e-12)).clamp_min(1e-8)
-
-
-def box_prior_eps(noisy_actions, alpha_bar):
-    """eps of a uniform prior on the action box: -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ Uniform[-1, 1]^d.
-
-    Per dimension p_t(x) is proportional to Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, with
-    s = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar); so eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)). It is 0 at x = 0
-    and (x - s) / sigma far above the box: the noise that carries the nearest edge to x. Computed at |x| in log space
-    (p_t is even), so it stays finite far outside the box."""
-    s, sigma, x = torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar), noisy_actions.abs()
-    a, b = (s - x) / sigma, (-s - x) / sigma
-    log_cdf_a, log_cdf_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
-    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
-    log_mass = log_cdf_a + torch.where(diff > -math.log(2), torch.log(-torch.expm1(diff)), torch.log1p(-torch.exp(diff)))
-    log_pdf = lambda z: -0.5 * z**2 - 0.5 * math.log(2 * math.pi)  # noqa: E731
-    return torch.sign(noisy_actions) * (torch.exp(log_pdf(a) - log_mass) - torch.exp(log_pdf(b) - log_mass))
-
-
 def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     with torch.no_grad():
-        sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature, args.clip_final_only)
+        sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
         next_actions = (sampled_actions + args.exploration_noise * torch.randn_like(sampled_actions)).clamp(-1.0, 1.0)
         min_q_next = torch.min(*(q_targ(next_obs, next_actions) for q_targ in critic_targets))
         # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
@@ -359,10 +262,7 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
 
 
 def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None, box_prior=False):
-    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-
-    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the Q term is -M_q * grad_a Q / rms instead; with
-    `box_prior` (--box-prior), the target also gets the box prior's eps at a_t (`box_prior_eps`)."""
+    """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t)."""
     alpha_bars = schedule["alpha_bars"]
     t = torch.randint(0, len(alpha_bars), (obs.shape[0],), device=obs.device)
     ab = alpha_bars[t].unsqueeze(-1)
@@ -372,16 +272,16 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None,
     (q_grad,) = torch.autograd.grad(q_mean.sum(), noisy_actions)
     eps = eps_theta(obs, noisy_actions.detach(), t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.update(q_grad)
-    target = -scale * q_grad + (box_prior_eps(noisy_actions.detach(), ab) if box_prior else 0.0)
+    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.update(q_grad)  # beyond the paper: --normalize-q-grad
+    target = -scale * q_grad + (box_prior_eps(noisy_actions.detach(), ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
     return loss, q_grad, eps.detach()
 
 
-def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args, q_grad_rms=None):
+def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, args, q_grad_rms=None):
     """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
-
-    `q_grad_rms` is the `RunningRMS` of --normalize-q-grad (None: the paper's target)."""
+    `optimizers`: (the critics' optimizer, the denoiser's)."""
+    q_optimizer, actor_optimizer = optimizers
     qf_losses, q_values, sampled_actions = critic_loss(critics, critic_targets, eps_theta, schedule, batch, args)
     q_optimizer.zero_grad()
     sum(qf_losses).backward()
@@ -413,79 +313,96 @@ def qsm_update(batch, eps_theta, critics, critic_targets, q_optimizer, actor_opt
     return metrics
 
 
-def evaluate(
-    eps_theta, schedule, env_id, eval_episodes, seed, device, temperature=1.0, max_episode_steps=None, clip_final_only=False
-):
-    """Mean return of `eval_episodes` episodes, one per env run side by side, acting with the plain DDPM sample."""
-    envs = make_vector_env(env_id, seed, eval_episodes, max_episode_steps=max_episode_steps)
+# Beyond the paper: the two changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
+class RunningRMS:
+    """--normalize-q-grad: the RMS of grad_a Q over batch and dimensions, as an EMA of its mean square bias-corrected like
+    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction."""
+
+    def __init__(self, decay=0.99):
+        self.decay, self.mean_square, self.weight = decay, 0.0, 0.0
+
+    def update(self, x):
+        self.mean_square = self.decay * self.mean_square + (1 - self.decay) * x.detach().pow(2).mean()
+        self.weight = self.decay * self.weight + (1 - self.decay)
+        return self.value()
+
+    def value(self):
+        return torch.sqrt(self.mean_square / self.weight).clamp_min(1e-8)
+
+
+def box_prior_eps(noisy_actions, alpha_bar):
+    """--box-prior: the eps of a uniform prior on the box, -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ U[-1, 1]^d.
+    Per dimension p_t(x) ~ Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, s = sqrt(alpha_bar), sigma =
+    sqrt(1 - alpha_bar): eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)), taken at |x| in log space to stay finite."""
+    s, sigma, x = torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar), noisy_actions.abs()
+    a, b = (s - x) / sigma, (-s - x) / sigma
+    log_cdf_a, log_cdf_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
+    log_mass = log_cdf_a + torch.where(diff > -math.log(2), torch.log(-torch.expm1(diff)), torch.log1p(-torch.exp(diff)))
+    log_pdf = lambda z: -0.5 * z**2 - 0.5 * math.log(2 * math.pi)  # noqa: E731
+    return torch.sign(noisy_actions) * (torch.exp(log_pdf(a) - log_mass) - torch.exp(log_pdf(b) - log_mass))
+
+
+def evaluate(eps_theta, schedule, args, seed, device, max_steps=100_000):
+    """Returns of `args.eval_episodes` episodes side by side, acting with the DDPM sample (no exploration noise) drawn by
+    its own generator, so that evaluating leaves the training run alone. Episodes still running after `max_steps` are cut."""
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, seed + i, 1, False, "", args.max_episode_steps) for i in range(args.eval_episodes)]
+    )
+    generator = torch.Generator(device).manual_seed(seed)
     obs, _ = envs.reset(seed=seed)
-    returns = np.full(eval_episodes, np.nan)
-    while np.isnan(returns).any():
-        obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        actions = ddpm_sample(eps_theta, obs_tensor, schedule, temperature, clip_final_only)
-        obs, _, _, _, infos = envs.step(actions.cpu().numpy())
-        if "final_info" in infos:
-            for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                if np.isnan(returns[i]):
-                    returns[i] = infos["final_info"]["episode"]["r"][i]
+    returns, done = np.zeros(args.eval_episodes), np.zeros(args.eval_episodes, dtype=bool)
+    for _ in range(max_steps):
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        actions = ddpm_sample(eps_theta, obs, schedule, args.temperature, generator).cpu().numpy()
+        obs, rewards, terminations, truncations, _ = envs.step(actions)
+        returns += np.where(done, 0.0, rewards)
+        done |= terminations | truncations
+        if done.all():
+            break
+    else:
+        print(f"warning: evaluation cut after {max_steps} steps, {np.sum(~done)} of {args.eval_episodes} episodes unfinished "
+              f"({args.env_id} has no time limit? give --max-episode-steps)", file=sys.stderr)  # fmt: skip
     envs.close()
     return returns
 
 
+# Input checking and loading a saved model: what a user needs around the algorithm, not part of it
 def check_args(args):
-    """Reject flags out of range with one readable line, before anything is built."""
+    """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
     rules = [
         (args.diffusion_steps >= 1, "--diffusion-steps (T) must be >= 1"),
-        (args.total_timesteps >= 1, "--total-timesteps must be >= 1"),
-        (args.buffer_size >= 1, "--buffer-size must be >= 1"),
-        (args.batch_size >= 1, "--batch-size must be >= 1"),
+        (min(args.total_timesteps, args.buffer_size, args.batch_size) >= 1, "step counts and sizes must be >= 1"),
+        (
+            min(args.hidden_dim, args.num_layers, 1 if args.critic_hidden_dim is None else args.critic_hidden_dim) >= 1,
+            "network sizes must be >= 1",
+        ),
         (args.batch_size <= args.buffer_size, "--batch-size must not exceed --buffer-size"),
         (0 <= args.learning_starts < args.total_timesteps, "--learning-starts must be in [0, --total-timesteps)"),
-        (0.0 <= args.gamma <= 1.0, "--gamma must be in [0, 1]"),
-        (0.0 < args.tau <= 1.0, "--tau must be in (0, 1]"),
-        (args.critic_lr > 0 and args.actor_lr > 0, "--critic-lr and --actor-lr must be > 0"),
-        (args.actor_lr_decay_steps >= 1, "--actor-lr-decay-steps must be >= 1"),
+        (0.0 <= args.gamma <= 1.0 and 0.0 < args.tau <= 1.0, "--gamma must be in [0, 1] and --tau in (0, 1]"),
+        (min(args.critic_lr, args.actor_lr) > 0 and args.actor_lr_decay_steps >= 1, "learning rates must be > 0"),
         (args.m_q > 0, "--m-q must be > 0"),
-        (args.temperature >= 0, "--temperature must be >= 0"),
-        (args.exploration_noise >= 0, "--exploration-noise must be >= 0"),
-        (args.hidden_dim >= 1 and args.num_layers >= 1, "--hidden-dim and --num-layers must be >= 1"),
-        (all(n is None or n >= 1 for n in (args.critic_hidden_dim, args.critic_num_layers)), "critic sizes must be >= 1"),
-        (args.eval_frequency >= 0, "--eval-frequency must be >= 0"),
-        (args.eval_episodes >= 1, "--eval-episodes must be >= 1"),
+        (min(args.temperature, args.exploration_noise) >= 0, "--temperature and --exploration-noise must be >= 0"),
+        (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
     ]
-    for ok, message in rules:
-        if not ok:
-            return message
+    if problems := [message for ok, message in rules if not ok]:
+        return problems[0]
     try:
-        env = gym_make(args.env_id, render_mode="rgb_array" if args.capture_video else None)
-        action_space, observation_space = env.action_space, env.observation_space
+        make_env(args.env_id, args.seed, 1, False, "")().close()  # idx 1: no video
         if args.capture_video:
+            env = gym.make(args.env_id, render_mode="rgb_array")
             env.reset(seed=args.seed)
-            if env.render() is None:
-                raise RuntimeError("render() returned no frame")
-        env.close()
-    except gym.error.Error as e:
-        return f"cannot make env {args.env_id!r}: {e}"
-    except ImportError as e:
-        return f"cannot make env {args.env_id!r}: {e} (pip install -r requirements.txt brings dm-control and shimmy)"
+            assert env.render() is not None, "render() returned no frame"
+    except (gym.error.Error, ImportError, TypeError) as e:  # unknown id, dm_control not installed, not a Box action space
+        return f"cannot train on {args.env_id!r}: {e}"
     except Exception as e:
         if not args.capture_video:
             raise
         gl = os.environ.get("MUJOCO_GL", "unset")
         return (
-            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {type(e).__name__}: {e}. "
-            "Headless rendering needs MUJOCO_GL=egl (EGL libraries) or MUJOCO_GL=osmesa (apt-get install libosmesa6)"
+            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {e}; try MUJOCO_GL=egl or MUJOCO_GL=osmesa"
         )
-    if not isinstance(action_space, gym.spaces.Box):
-        return f"{args.env_id} has a {type(action_space).__name__} action space; QSM needs a continuous (Box) one"
-    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
-        return f"{args.env_id}'s action space {action_space} is unbounded; QSM needs finite bounds"
-    if isinstance(observation_space, gym.spaces.Dict):
-        if not all(isinstance(space, gym.spaces.Box) for space in observation_space.values()):
-            return f"{args.env_id} has observation space {observation_space}; this script needs Box entries"
-    elif not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        return f"{args.env_id} has observation space {observation_space}; this script needs a flat Box or a dict of Boxes"
     return None
 
 
@@ -496,27 +413,25 @@ def fail(message, code=2):
 
 def load_and_evaluate(args, device):
     """Rebuild the policy from a `--save-model` file and report `--eval-episodes` evaluation returns."""
-    ckpt = torch.load(args.load_model, map_location=device, weights_only=False)
-    saved = ckpt["args"]
-    eps_theta = Denoiser(ckpt["obs_dim"], ckpt["act_dim"], saved["hidden_dim"], saved["num_layers"]).to(device)
-    eps_theta.load_state_dict(ckpt["eps_theta"])
-    schedule = ddpm_schedule(saved["diffusion_steps"], saved["beta_schedule"], device)
-    returns = evaluate(
-        eps_theta, schedule, saved["env_id"], args.eval_episodes, args.seed, device, saved["temperature"],
-        saved["max_episode_steps"], saved.get("clip_final_only", False),
-    )  # fmt: skip
-    print(f"{saved['env_id']}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
-    return returns
+    try:  # weights_only: tensors and plain containers, never code from the file
+        ckpt = torch.load(args.load_model, map_location=device, weights_only=True)
+        saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes})
+        eps_theta = Denoiser(ckpt["obs_dim"], ckpt["act_dim"], saved.hidden_dim, saved.num_layers).to(device)
+        eps_theta.load_state_dict(ckpt["eps_theta"])
+    except Exception as e:
+        fail(f"--load-model: {args.load_model!r} is not a model saved by --save-model ({type(e).__name__}); nothing was run")
+    returns = evaluate(eps_theta, ddpm_schedule(saved.diffusion_steps, device), saved, args.seed, device)
+    print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
 
 
 if __name__ == "__main__":
-    args = parse_args()
+    args = tyro.cli(Args)
     if args.capture_video and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
-    if args.load_model is None and (problem := check_args(args)):
-        fail(problem)
     if args.load_model is not None and not os.path.isfile(args.load_model):
         fail(f"--load-model: no such file {args.load_model!r}")
+    if args.load_model is None and (problem := check_args(args)):
+        fail(problem)
     if args.cuda and not torch.cuda.is_available():
         print("warning: --cuda was given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
@@ -533,10 +448,8 @@ if __name__ == "__main__":
 
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     if args.track:
-        try:
-            import wandb
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
+        import wandb
+
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -553,27 +466,31 @@ if __name__ == "__main__":
     )
 
     # env setup
-    envs = make_vector_env(args.env_id, args.seed, 1, args.capture_video, run_name, args.max_episode_steps)
+    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in infos["final_obs"]
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(obs_dim, act_dim, args.hidden_dim, args.num_layers).to(device)
-    critic_size = (args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers)
-    qf1, qf2 = (QNetwork(obs_dim, act_dim, *critic_size, args.critic_layer_norm).to(device) for _ in range(2))
+    qf1, qf2 = (
+        QNetwork(obs_dim, act_dim, args.critic_hidden_dim or args.hidden_dim, args.num_layers).to(device) for _ in "12"
+    )
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
-    critics, critic_targets = (qf1, qf2), (qf1_target, qf2_target)
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
     actor_scheduler = optim.lr_scheduler.LambdaLR(  # cosine decay to 0 over actor_lr_decay_steps updates
         actor_optimizer,
         lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps)),
     )
-    schedule = ddpm_schedule(args.diffusion_steps, args.beta_schedule, device)
-    q_grad_rms = RunningRMS().to(device) if args.normalize_q_grad else None
+    schedule = ddpm_schedule(args.diffusion_steps, device)
+    q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_time = last_print = time.time()
-    sps_step, sps_time = 0, start_time
+    start_time = sps_time = last_print = time.time()
+    sps_step = print_step = 0
     last_return, last_eval = float("nan"), float("nan")
 
     # TRY NOT TO MODIFY: start the game
@@ -583,8 +500,9 @@ if __name__ == "__main__":
         if global_step < args.learning_starts:
             actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
         else:
-            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
-            actions = ddpm_sample(eps_theta, obs_tensor, schedule, args.temperature, args.clip_final_only)
+            actions = ddpm_sample(
+                eps_theta, torch.as_tensor(obs, dtype=torch.float32, device=device), schedule, args.temperature
+            )
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
 
         # TRY NOT TO MODIFY: execute the game and log data.
@@ -596,73 +514,51 @@ if __name__ == "__main__":
                 writer.add_scalar("charts/episodic_return", last_return, global_step)
                 writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
 
-        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation on truncation, not the reset one
+        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation at an episode end, not the reset one
         rb.add(obs, final_observations(next_obs, infos), actions, rewards, terminations)
         obs = next_obs
 
         # ALGO LOGIC: training.
         if global_step >= args.learning_starts:
             batch = rb.sample(args.batch_size, device)
+            optimizers = (q_optimizer, actor_optimizer)
             metrics = qsm_update(
-                batch, eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args, q_grad_rms
+                batch, eps_theta, (qf1, qf2), (qf1_target, qf2_target), optimizers, schedule, args, q_grad_rms
             )
             actor_scheduler.step()
 
             losses = torch.stack([metrics["losses/qf1_loss"], metrics["losses/qf2_loss"], metrics["losses/actor_loss"]])
             if not torch.isfinite(losses).all():
                 writer.close()
-                envs.close()
-                fail(
-                    f"non-finite loss at global step {global_step} (qf1, qf2, actor: {losses.tolist()}); "
-                    "try lower learning rates or a smaller --m-q",
-                    code=1,
-                )
+                fail(f"non-finite loss at global step {global_step} (qf1, qf2, actor: {losses.tolist()}); "
+                     "try lower learning rates or a smaller --m-q", code=1)  # fmt: skip
 
             if global_step % 100 == 0:
-                now = time.time()
-                sps = (global_step - sps_step) / max(now - sps_time, 1e-9)
-                sps_step, sps_time = global_step, now
                 for tag, value in metrics.items():
                     writer.add_scalar(tag, value.item(), global_step)
-                writer.add_scalar("losses/actor_lr", actor_scheduler.get_last_lr()[0], global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("charts/learning_rate", actor_scheduler.get_last_lr()[0], global_step)
+                writer.add_scalar("charts/SPS", (global_step - sps_step) / max(time.time() - sps_time, 1e-9), global_step)
+                sps_step, sps_time = global_step, time.time()
 
-        if (
-            args.eval_frequency > 0 and (global_step + 1) % args.eval_frequency == 0
-        ) or global_step + 1 == args.total_timesteps:
+        if global_step + 1 == args.total_timesteps or args.eval_frequency and (global_step + 1) % args.eval_frequency == 0:
             eval_start = time.time()
-            last_eval = float(
-                evaluate(
-                    eps_theta, schedule, args.env_id, args.eval_episodes, args.seed + 10_000, device, args.temperature,
-                    args.max_episode_steps, args.clip_final_only,
-                ).mean()
-            )  # fmt: skip
+            last_eval = float(evaluate(eps_theta, schedule, args, args.seed + 10_000, device).mean())
             writer.add_scalar("eval/episodic_return", last_eval, global_step)
             sps_time += time.time() - eval_start  # evaluation time does not count against the training SPS
 
-        if args.progress and time.time() - last_print >= 10.0:
-            last_print = time.time()
-            print(
-                f"step {global_step + 1}/{args.total_timesteps} | SPS {int((global_step + 1) / (last_print - start_time))} "
-                f"| last return {last_return:.1f} | last eval {last_eval:.1f}",
-                flush=True,
-            )
+        if args.progress and time.time() - last_print >= 10.0:  # the rate of the last 10 s, evaluations included
+            rate = (global_step + 1 - print_step) / (time.time() - last_print)
+            print_step, last_print = global_step + 1, time.time()
+            print(f"step {global_step + 1}/{args.total_timesteps} | {rate:.0f} steps/s | "
+                  f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
+                  f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
-        torch.save(
-            {
-                "args": vars(args),
-                "obs_dim": obs_dim,
-                "act_dim": act_dim,
-                "action_low": envs.envs[0].unwrapped.action_space.low,
-                "action_high": envs.envs[0].unwrapped.action_space.high,
-                "eps_theta": eps_theta.state_dict(),
-                "qf1": qf1.state_dict(),
-                "qf2": qf2.state_dict(),
-            },
-            model_path,
-        )
+        unwrapped_space = envs.envs[0].unwrapped.action_space
+        torch.save({"args": vars(args), "obs_dim": obs_dim, "act_dim": act_dim, "action_low": unwrapped_space.low.tolist(),
+                    "action_high": unwrapped_space.high.tolist(), "eps_theta": eps_theta.state_dict(), "qf1": qf1.state_dict(),
+                    "qf2": qf2.state_dict()}, model_path)  # fmt: skip
         print(f"model saved to {model_path}")
 
     envs.close()

@@ -1,31 +1,29 @@
 """Q-Score Matching (QSM) in JAX: a diffusion-model policy trained off-policy from rewards.
 
-The policy pi(a|s) is a small DDPM over actions, conditioned on the state. Its denoiser eps_theta(s, a_t, t) is
-trained by regression onto the action-gradient of a learned Q-function at noisy actions,
+The policy pi(a|s) is a small DDPM over actions, conditioned on the state. QSM trains its denoiser eps_theta(s, a_t, t)
+by regression onto the action-gradient of a learned Q-function at noisy actions,
     eps_theta(s, a_t, t) ~= -M_q * grad_a Q(s, a_t),
 so that denoising moves actions uphill on Q. No gradient flows through the sampling chain, and the policy stays
-stochastic (and can be multi-modal). The critics are trained as in TD3/SAC with the DDPM sample as the next action.
-This file is the JAX + Flax + Optax twin of `qsm_continuous_action.py`: the same flags, defaults and logged metrics,
-with one jit-compiled update per env step (critic step, actor step, target update) and a jitted reverse chain.
-The defaults are the paper's recipe. Beyond the paper, off by default: --normalize-q-grad, --box-prior,
---clip-final-only and --critic-layer-norm, against the reference recipe's saturated (bang-bang) actions;
---recipe improved turns on the combination that did best in README's measurements.
+stochastic (it can be multi-modal). Twin critics are trained as in TD3/SAC, with a DDPM sample as the next action.
+The defaults are the paper's recipe, as the authors' code runs it. This file is the JAX + Flax + Optax twin of
+`qsm_continuous_action.py`: the same flags and logged metrics, one jit-compiled update per env step.
 
 Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from Rewards via Q-Score Matching",
 ICML 2024, https://arxiv.org/abs/2312.11752
 
 Train:     python qsm_continuous_action_jax.py --env-id Hopper-v4
-Evaluate:  python qsm_continuous_action_jax.py --load-model runs/<run_name>/qsm_continuous_action_jax.qsm_model --eval-episodes 10
+Evaluate:  python qsm_continuous_action_jax.py --load-model runs/<run_name>/qsm_continuous_action_jax.qsm_model
 """
 
+import importlib
 import os
 import random
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import gymnasium as gym
@@ -52,19 +50,15 @@ class Args:
     capture_video: bool = False
     """whether to capture videos of the agent performances (check out `videos` folder)"""
     save_model: bool = False
-    """whether to save the model (denoiser, critics, schedule, spaces) into `runs/{run_name}`"""
+    """whether to save the model (denoiser, critics, flags) into `runs/{run_name}`"""
     load_model: Optional[str] = None
-    """path of a model saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
+    """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
-    """print a progress line (steps, SPS, latest returns) every 10 seconds"""
+    """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
 
     # Algorithm specific arguments
-    recipe: Literal["reference", "improved"] = "reference"
-    """reference: the paper's recipe (the defaults below); improved: beyond the paper, --normalize-q-grad --m-q 1 --box-prior (see README); flags given explicitly override the recipe's values"""
     env_id: str = "Hopper-v4"
     """the id of the environment (any Gymnasium env with a bounded Box action space)"""
-    max_episode_steps: Optional[int] = None
-    """override the env's time limit (episodes then end by truncation after this many steps)"""
     total_timesteps: int = int(1e6)
     """total timesteps of the experiments"""
     buffer_size: int = int(1e6)
@@ -85,68 +79,42 @@ class Args:
     """the denoiser's learning rate follows a cosine decay to 0 over this many updates"""
     diffusion_steps: int = 5
     """T, the number of DDPM steps of the policy"""
-    beta_schedule: Literal["vp", "cosine", "linear"] = "vp"
-    """the DDPM noise schedule (vp: variance-preserving schedule of the reference code)"""
     m_q: float = 50.0
-    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q (with --normalize-q-grad, onto -M_q * grad_a Q / rms, and M_q is unitless)"""
-    normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by a running estimate of its RMS, so that the target's size no longer grows with the reward scale (M_q is then unitless)"""
-    clip_final_only: bool = False
-    """beyond the paper: clip only the final action of the reverse chain to [-1, 1], not every intermediate step"""
-    box_prior: bool = False
-    """beyond the paper: add to the actor target the noise a uniform prior on the action box implies at a_t, so that without Q signal the reverse chain samples the box evenly instead of piling actions at the bounds"""
-    critic_layer_norm: bool = False
-    """beyond the paper: layer norm after every hidden layer of the critics"""
+    """M_q, the scale of the Q-score target: the denoiser regresses onto -M_q * grad_a Q"""
     temperature: float = 1.0
     """scale of the noise added inside the reverse DDPM chain"""
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to the DDPM sample when acting and in the critic target"""
     hidden_dim: int = 512
-    """width of the hidden layers of the denoiser (and of the critics unless --critic-hidden-dim is given)"""
+    """width of the hidden layers of the denoiser and of the critics"""
     num_layers: int = 2
-    """number of hidden layers of the denoiser (and of the critics unless --critic-num-layers is given)"""
+    """number of hidden layers of the denoiser and of the critics"""
     critic_hidden_dim: Optional[int] = None
     """width of the critics' hidden layers (default: --hidden-dim); harder tasks use wider critics"""
-    critic_num_layers: Optional[int] = None
-    """number of the critics' hidden layers (default: --num-layers)"""
+    max_episode_steps: Optional[int] = None
+    """override the env's time limit (episodes then end by truncation after this many steps)"""
     eval_frequency: int = int(1e4)
     """evaluate the policy (DDPM sample, no exploration noise) every this many steps (0: only at the end)"""
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-
-# the values each --recipe gives its flags (defaults that explicit flags still override)
-RECIPES = {
-    "reference": {},
-    "improved": {"normalize_q_grad": True, "m_q": 1.0, "box_prior": True},
-}
-
-
-def parse_args(argv=None):
-    """Args from the command line; with --recipe, parsed again with that recipe's values as the defaults."""
-    args = tyro.cli(Args, args=argv)
-    if RECIPES[args.recipe]:
-        args = tyro.cli(Args, args=argv, default=replace(Args(), recipe=args.recipe, **RECIPES[args.recipe]))
-    return args
-
-
-def gym_make(env_id, **kwargs):
-    if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
-        with warnings.catch_warnings():  # dm_control probes GLFW at import; without a display that only warns
-            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")
-            import shimmy
-        gym.register_envs(shimmy)
-    return gym.make(env_id, **kwargs)
+    # Beyond the paper (off by default; docs/beyond_the_paper.md). The improved recipe: --normalize-q-grad --box-prior --m-q 1
+    normalize_q_grad: bool = False
+    """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
+    box_prior: bool = False
+    """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
     def thunk():
+        if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")  # dm_control's GLFW probe
+            gym.register_envs(importlib.import_module("shimmy"))
         kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
         if capture_video and idx == 0:
-            env = gym_make(env_id, render_mode="rgb_array", **kwargs)
-            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
+            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"videos/{run_name}")
         else:
-            env = gym_make(env_id, **kwargs)
+            env = gym.make(env_id, **kwargs)
         if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector
             env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -159,43 +127,29 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
     return thunk
 
 
-def make_vector_env(env_id, seed, num_envs, capture_video=False, run_name="", max_episode_steps=None):
-    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in
-    # infos["final_obs"], so no stored transition ever spans a reset.
-    return gym.vector.SyncVectorEnv(
-        [make_env(env_id, seed + i, i, capture_video, run_name, max_episode_steps) for i in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-
-
 def final_observations(next_obs, infos):
     """The true next observations of a step: the final observation where an episode ended, not the reset one."""
     real_next_obs = next_obs.copy()
-    if "final_obs" in infos:
-        for i in np.flatnonzero(infos["_final_obs"]):
-            real_next_obs[i] = infos["final_obs"][i]
+    for i in np.flatnonzero(infos.get("_final_obs", [])):
+        real_next_obs[i] = infos["final_obs"][i]
     return real_next_obs
 
 
-# the reference code initialises every layer, critics included, with Xavier-uniform weights and zero biases
+# the authors' code initialises every layer, critics included, with Xavier-uniform weights and zero biases
 dense = partial(nn.Dense, kernel_init=nn.initializers.xavier_uniform(), bias_init=nn.initializers.zeros)
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU (optionally with layer norm before each ReLU)."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
 
     hidden_dim: int = 512
     num_layers: int = 2
-    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, actions):
         x = jnp.concatenate([obs, actions], -1)
         for _ in range(self.num_layers):
-            x = dense(self.hidden_dim)(x)
-            if self.layer_norm:
-                x = nn.LayerNorm(epsilon=1e-5)(x)  # PyTorch's nn.LayerNorm epsilon
-            x = nn.relu(x)
+            x = nn.relu(dense(self.hidden_dim)(x))
         return dense(1)(x)  # (B, 1)
 
 
@@ -204,14 +158,13 @@ class TwinQNetwork(nn.Module):
 
     hidden_dim: int = 512
     num_layers: int = 2
-    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, actions):
         twin = nn.vmap(
             QNetwork, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2
         )
-        return twin(self.hidden_dim, self.num_layers, self.layer_norm)(obs, actions)  # (2, B, 1): Q1 then Q2
+        return twin(self.hidden_dim, self.num_layers)(obs, actions)  # (2, B, 1): Q1 then Q2
 
 
 class FourierFeatures(nn.Module):
@@ -247,30 +200,17 @@ class Denoiser(nn.Module):
         return dense(self.act_dim)(x)
 
 
-def ddpm_schedule(T, kind="vp"):
-    """betas, alphas = 1 - betas and alpha_bars = cumprod(alphas), entry i belonging to step t = i + 1."""
+def ddpm_schedule(T):
+    """The authors' variance-preserving schedule: betas, alphas = 1 - betas, alpha_bars = cumprod(alphas), where entry i
+    belongs to step t = i + 1 and alpha_t = exp(-b_min / T - (b_max - b_min) (2t - 1) / (2 T^2)), b_min = 0.1, b_max = 10."""
     t = np.arange(1, T + 1, dtype=np.float64)
-    if kind == "vp":  # the reference code's variance-preserving schedule
-        b_min, b_max = 0.1, 10.0
-        alphas = np.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
-        betas = 1 - alphas
-    elif kind == "cosine":  # Nichol & Dhariwal (2021)
-        s = 0.008
-        f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * np.pi / 2) ** 2
-        betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
-    elif kind == "linear":  # Ho et al. (2020); meant for long chains, it barely noises the actions when T is small
-        betas = np.linspace(1e-4, 2e-2, T)
-    else:
-        raise ValueError(f"unknown beta schedule {kind!r}")
-    alphas = 1 - betas
-    alpha_bars = np.cumprod(alphas)
+    alphas = np.exp(-0.1 / T - 0.5 * (10.0 - 0.1) * (2 * t - 1) / T**2)
     as_array = lambda x: jnp.asarray(x, dtype=jnp.float32)  # noqa: E731
-    return {"betas": as_array(betas), "alphas": as_array(alphas), "alpha_bars": as_array(alpha_bars)}
+    return {"betas": as_array(1 - alphas), "alphas": as_array(alphas), "alpha_bars": as_array(np.cumprod(alphas))}
 
 
-def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0, clip_final_only=False):
-    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]
-    (with `clip_final_only`, only the last one)."""
+def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0):
+    """The reverse DDPM chain, batched over states: x_T ~ N(0, I), then T denoising steps, each clipped to [-1, 1]."""
     betas, alphas, alpha_bars = schedule["betas"], schedule["alphas"], schedule["alpha_bars"]
     T = betas.shape[0]
     key, x_key = jax.random.split(key)
@@ -284,19 +224,18 @@ def ddpm_sample(eps_theta, eps_params, obs, schedule, key, temperature=1.0, clip
         # x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t) + sqrt(beta_t) * temperature * z
         x = (x - betas[i] / jnp.sqrt(1 - alpha_bars[i]) * eps) / jnp.sqrt(alphas[i])
         x = x + jnp.where(i > 0, jnp.sqrt(betas[i]) * temperature, 0.0) * jax.random.normal(z_key, x.shape)
-        return (x if clip_final_only else jnp.clip(x, -1.0, 1.0)), key
+        return jnp.clip(x, -1.0, 1.0), key
 
-    x, _ = jax.lax.fori_loop(0, T, reverse_step, (x, key))
-    return jnp.clip(x, -1.0, 1.0) if clip_final_only else x
+    return jax.lax.fori_loop(0, T, reverse_step, (x, key))[0]
 
 
-def make_policy(eps_theta, schedule, temperature=1.0, exploration_noise=0.0, clip_final_only=False):
+def make_policy(eps_theta, schedule, temperature=1.0, exploration_noise=0.0):
     """The jitted acting function: obs in, (actions, next key) out; a DDPM sample plus optional Gaussian noise."""
 
     @jax.jit
     def policy(eps_params, obs, key):
         key, sample_key, noise_key = jax.random.split(key, 3)
-        actions = ddpm_sample(eps_theta, eps_params, obs, schedule, sample_key, temperature, clip_final_only)
+        actions = ddpm_sample(eps_theta, eps_params, obs, schedule, sample_key, temperature)
         if exploration_noise > 0:
             actions = jnp.clip(actions + exploration_noise * jax.random.normal(noise_key, actions.shape), -1.0, 1.0)
         return actions, key
@@ -319,85 +258,21 @@ class ReplayBuffer:
     def __len__(self):
         return self.size if self.full else self.pos
 
-    def add(self, obs, next_obs, actions, rewards, terminations):  # each with a leading num_envs axis
-        for i in range(len(obs)):
-            self.obs[self.pos], self.next_obs[self.pos], self.actions[self.pos] = obs[i], next_obs[i], actions[i]
-            self.rewards[self.pos], self.terminations[self.pos] = rewards[i], terminations[i]
-            self.pos = (self.pos + 1) % self.size
-            self.full = self.full or self.pos == 0
+    def add(self, obs, next_obs, actions, rewards, terminations):  # one env's step, each with a leading axis of 1
+        self.obs[self.pos], self.next_obs[self.pos], self.actions[self.pos] = obs, next_obs, actions
+        self.rewards[self.pos], self.terminations[self.pos] = rewards, terminations
+        self.pos, self.full = (self.pos + 1) % self.size, self.full or self.pos + 1 == self.size
 
     def sample(self, batch_size):
         idx = self.rng.integers(0, len(self), size=batch_size)
         return tuple(f[idx] for f in (self.obs, self.actions, self.rewards, self.next_obs, self.terminations))
 
 
-class RunningRMS(NamedTuple):
-    """A running estimate of the RMS of grad_a Q, for the scale-free target of --normalize-q-grad.
-
-    An exponential moving average of mean(grad^2) over batch and action dimensions, bias-corrected like Adam's
-    moments; one scalar for all dimensions, so dividing by it changes the target's size, not its direction.
-    Two scalars that live in the train state, so that the jitted update carries them from step to step."""
-
-    mean_square: jax.Array
-    weight: jax.Array
-
-    def update(self, x, decay=0.99):
-        return RunningRMS(decay * self.mean_square + (1 - decay) * jnp.mean(x**2), decay * self.weight + (1 - decay))
-
-    def value(self):
-        return jnp.maximum(jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12)), 1e-8)
-
-
-class QSMState(NamedTuple):
-    """Everything one update reads and writes, as one pytree that stays on the device."""
-
-    eps_params: Any
-    critic_params: Any  # Q1 and Q2 stacked
-    critic_target_params: Any
-    actor_opt_state: Any
-    critic_opt_state: Any
-    key: jax.Array
-    q_grad_rms: RunningRMS  # used by --normalize-q-grad only
-
-
-def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
-    """Fresh parameters (the targets start as copies of the critics), optimiser states, the update's RNG key and an
-    empty running RMS."""
-    key, eps_key, critic_key = jax.random.split(key, 3)
-    obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-    # jitted, so that each init compiles once instead of as one small program per layer
-    eps_params = jax.jit(eps_theta.init)(eps_key, obs, actions, jnp.zeros((1,), jnp.int32))
-    critic_params = jax.jit(critic.init)(critic_key, obs, actions)
-    # float32 zeros, not Python floats: a weakly typed leaf would change type after the first update and recompile it
-    q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()))
-    return QSMState(
-        eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key, q_grad_rms
-    )
-
-
-def box_prior_eps(noisy_actions, alpha_bar):
-    """eps of a uniform prior on the action box: -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ Uniform[-1, 1]^d.
-
-    Per dimension p_t(x) is proportional to Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, with
-    s = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar); so eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)). It is 0 at x = 0
-    and (x - s) / sigma far above the box: the noise that carries the nearest edge to x. Computed at |x| in log space
-    (p_t is even), so it stays finite far outside the box."""
-    s, sigma, x = jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar), jnp.abs(noisy_actions)
-    a, b = (s - x) / sigma, (-s - x) / sigma
-    log_cdf_a, log_cdf_b = jax.scipy.special.log_ndtr(a), jax.scipy.special.log_ndtr(b)
-    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
-    log_mass = log_cdf_a + jnp.where(diff > -jnp.log(2.0), jnp.log(-jnp.expm1(diff)), jnp.log1p(-jnp.exp(diff)))
-    log_pdf = lambda z: -0.5 * z**2 - 0.5 * jnp.log(2 * jnp.pi)  # noqa: E731
-    return jnp.sign(noisy_actions) * (jnp.exp(log_pdf(a) - log_mass) - jnp.exp(log_pdf(b) - log_mass))
-
-
 def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps_theta, critic, schedule, args):
     """TD loss of each critic; the next action is a fresh DDPM sample plus exploration noise."""
     obs, actions, rewards, next_obs, terminations = batch
     sample_key, noise_key = jax.random.split(key)
-    sampled_actions = ddpm_sample(
-        eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature, args.clip_final_only
-    )
+    sampled_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
     noise = args.exploration_noise * jax.random.normal(noise_key, sampled_actions.shape)
     next_actions = jnp.clip(sampled_actions + noise, -1, 1)
     min_q_next = critic.apply(critic_target_params, next_obs, next_actions).min(0)
@@ -412,51 +287,69 @@ def actor_loss(
     eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, q_grad_rms=None, box_prior=False
 ):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-
-    With a `RunningRMS` as `q_grad_rms` (--normalize-q-grad), the Q term is -M_q * grad_a Q / rms instead, rms
-    including this batch; the updated `RunningRMS` (or None) comes back with the auxiliary outputs. With `box_prior`
-    (--box-prior), the target also gets the box prior's eps at a_t (`box_prior_eps`)."""
+    Returns the loss and (grad_a Q, eps, the updated running RMS of --normalize-q-grad or None)."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
     t = jax.random.randint(t_key, (obs.shape[0],), 0, alpha_bars.shape[0])
     ab = alpha_bars[t][:, None]
     noisy_actions = jnp.sqrt(ab) * actions + jnp.sqrt(1 - ab) * jax.random.normal(noise_key, actions.shape)
     # grad_a of the two critics' mean; each sample's Q depends only on its own action, so the sum's gradient is per-sample
-    q_grad = jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions)
-    q_grad = jax.lax.stop_gradient(q_grad)
+    q_grad = jax.lax.stop_gradient(jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions))
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    if q_grad_rms is not None:
-        q_grad_rms = q_grad_rms.update(q_grad)
-    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.value()
-    target = -scale * q_grad
-    if box_prior:  # a Python bool: the jitted update traces one branch or the other
-        target = target + box_prior_eps(noisy_actions, ab)
+    q_grad_rms = None if q_grad_rms is None else q_grad_rms.update(q_grad)
+    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.value()  # beyond the paper: --normalize-q-grad
+    target = -scale * q_grad + (box_prior_eps(noisy_actions, ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
     return loss, (q_grad, eps, q_grad_rms)
 
 
-def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
-    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
+class QSMState(NamedTuple):
+    """Everything one update reads and writes, as one pytree that stays on the device."""
 
-    With --normalize-q-grad the actor target is divided by the running RMS of grad_a Q carried in `state.q_grad_rms`."""
+    eps_params: Any
+    critic_params: Any  # Q1 and Q2 stacked
+    critic_target_params: Any
+    actor_opt_state: Any
+    critic_opt_state: Any
+    key: jax.Array
+    q_grad_rms: Any  # the RunningRMS of --normalize-q-grad (beyond the paper)
+
+
+def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
+    """Fresh parameters (the targets start as copies of the critics), optimiser states, the update's RNG key."""
+    key, eps_key, critic_key = jax.random.split(key, 3)
+    obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+    # jitted, so that each init compiles once instead of as one small program per layer
+    eps_params = jax.jit(eps_theta.init)(eps_key, obs, actions, jnp.zeros((1,), jnp.int32))
+    critic_params = jax.jit(critic.init)(critic_key, obs, actions)
+    # float32 zeros, not Python floats: a weakly typed leaf would change type after the first update and recompile it
+    q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()))
+    return QSMState(
+        eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key, q_grad_rms
+    )
+
+
+def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
+    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
+    critic_loss_fn = partial(critic_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, args=args)
+    actor_loss_fn = partial(
+        actor_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, m_q=args.m_q, box_prior=args.box_prior
+    )
 
     @jax.jit
     def qsm_update(state, batch):
         key, critic_key, actor_key = jax.random.split(state.key, 3)
-        (_, (qf_losses, q_values, sampled_actions)), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-            state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key, eps_theta, critic,
-            schedule, args,
-        )  # fmt: skip
+        (_, (qf_losses, q_values, sampled_actions)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
+            state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key
+        )
         critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state, state.critic_params)
         critic_params = optax.apply_updates(state.critic_params, critic_updates)
 
-        obs, actions = batch[0], batch[1]
         q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
-        (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-            state.eps_params, critic_params, obs, actions, actor_key, eps_theta, critic, schedule, args.m_q, q_grad_rms,
-            args.box_prior,
-        )  # fmt: skip
+        (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
+            state.eps_params, critic_params, batch[0], batch[1], actor_key, q_grad_rms=q_grad_rms
+        )
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
 
@@ -471,7 +364,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             "qsm/q_grad_norm": q_grad_norm.mean(),
             "qsm/eps_norm": eps_norm.mean(),
             "qsm/eps_q_grad_cosine": ((eps * -q_grad).sum(-1) / jnp.maximum(eps_norm * q_grad_norm, 1e-8)).mean(),
-            # share of the sampled next actions' components clipped at the bounds: near 1 means a bang-bang policy
+            # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
         if args.normalize_q_grad:
@@ -484,76 +377,93 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     return qsm_update
 
 
-def evaluate(policy, eps_params, env_id, eval_episodes, seed, key, max_episode_steps=None):
-    """Mean return of `eval_episodes` episodes, one per env run side by side, acting with `policy` (plain DDPM sample)."""
-    envs = make_vector_env(env_id, seed, eval_episodes, max_episode_steps=max_episode_steps)
+# Beyond the paper: the two changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
+class RunningRMS(NamedTuple):
+    """--normalize-q-grad: the RMS of grad_a Q over batch and dimensions, as an EMA of its mean square bias-corrected like
+    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction. Two
+    scalars that ride in the train state, so that the jitted update carries them from step to step."""
+
+    mean_square: jax.Array
+    weight: jax.Array
+
+    def update(self, x, decay=0.99):
+        return RunningRMS(decay * self.mean_square + (1 - decay) * jnp.mean(x**2), decay * self.weight + (1 - decay))
+
+    def value(self):
+        return jnp.maximum(jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12)), 1e-8)
+
+
+def box_prior_eps(noisy_actions, alpha_bar):
+    """--box-prior: the eps of a uniform prior on the box, -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ U[-1, 1]^d.
+    Per dimension p_t(x) ~ Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, s = sqrt(alpha_bar), sigma =
+    sqrt(1 - alpha_bar): eps = (phi(A) - phi(B)) / (Phi(A) - Phi(B)), taken at |x| in log space to stay finite."""
+    s, sigma, x = jnp.sqrt(alpha_bar), jnp.sqrt(1 - alpha_bar), jnp.abs(noisy_actions)
+    a, b = (s - x) / sigma, (-s - x) / sigma
+    log_cdf_a, log_cdf_b = jax.scipy.special.log_ndtr(a), jax.scipy.special.log_ndtr(b)
+    diff = log_cdf_b - log_cdf_a  # < 0; log(1 - e^diff), accurate for diff near 0 and far below it
+    log_mass = log_cdf_a + jnp.where(diff > -jnp.log(2.0), jnp.log(-jnp.expm1(diff)), jnp.log1p(-jnp.exp(diff)))
+    log_pdf = lambda z: -0.5 * z**2 - 0.5 * jnp.log(2 * jnp.pi)  # noqa: E731
+    return jnp.sign(noisy_actions) * (jnp.exp(log_pdf(a) - log_mass) - jnp.exp(log_pdf(b) - log_mass))
+
+
+def evaluate(policy, eps_params, args, seed, key, max_steps=100_000):
+    """Returns of `args.eval_episodes` episodes side by side, acting with `policy` (the DDPM sample, no exploration noise)
+    and its own key. Episodes still running after `max_steps` steps (an env without a time limit) are cut there."""
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, seed + i, 1, False, "", args.max_episode_steps) for i in range(args.eval_episodes)]
+    )
     obs, _ = envs.reset(seed=seed)
-    returns = np.full(eval_episodes, np.nan)
-    while np.isnan(returns).any():
+    returns, done = np.zeros(args.eval_episodes), np.zeros(args.eval_episodes, dtype=bool)
+    for _ in range(max_steps):
         actions, key = policy(eps_params, obs.astype(np.float32), key)
-        obs, _, _, _, infos = envs.step(np.asarray(actions))
-        if "final_info" in infos:
-            for i in np.flatnonzero(infos["final_info"]["_episode"]):
-                if np.isnan(returns[i]):
-                    returns[i] = infos["final_info"]["episode"]["r"][i]
+        obs, rewards, terminations, truncations, _ = envs.step(np.asarray(actions))
+        returns += np.where(done, 0.0, rewards)
+        done |= terminations | truncations
+        if done.all():
+            break
+    else:
+        print(f"warning: evaluation cut after {max_steps} steps, {np.sum(~done)} of {args.eval_episodes} episodes unfinished "
+              f"({args.env_id} has no time limit? give --max-episode-steps)", file=sys.stderr)  # fmt: skip
     envs.close()
     return returns
 
 
+# Input checking and loading a saved model: what a user needs around the algorithm, not part of it
 def check_args(args):
-    """Reject flags out of range with one readable line, before anything is built."""
+    """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
     rules = [
         (args.diffusion_steps >= 1, "--diffusion-steps (T) must be >= 1"),
-        (args.total_timesteps >= 1, "--total-timesteps must be >= 1"),
-        (args.buffer_size >= 1, "--buffer-size must be >= 1"),
-        (args.batch_size >= 1, "--batch-size must be >= 1"),
+        (min(args.total_timesteps, args.buffer_size, args.batch_size) >= 1, "step counts and sizes must be >= 1"),
+        (
+            min(args.hidden_dim, args.num_layers, 1 if args.critic_hidden_dim is None else args.critic_hidden_dim) >= 1,
+            "network sizes must be >= 1",
+        ),
         (args.batch_size <= args.buffer_size, "--batch-size must not exceed --buffer-size"),
         (0 <= args.learning_starts < args.total_timesteps, "--learning-starts must be in [0, --total-timesteps)"),
-        (0.0 <= args.gamma <= 1.0, "--gamma must be in [0, 1]"),
-        (0.0 < args.tau <= 1.0, "--tau must be in (0, 1]"),
-        (args.critic_lr > 0 and args.actor_lr > 0, "--critic-lr and --actor-lr must be > 0"),
-        (args.actor_lr_decay_steps >= 1, "--actor-lr-decay-steps must be >= 1"),
+        (0.0 <= args.gamma <= 1.0 and 0.0 < args.tau <= 1.0, "--gamma must be in [0, 1] and --tau in (0, 1]"),
+        (min(args.critic_lr, args.actor_lr) > 0 and args.actor_lr_decay_steps >= 1, "learning rates must be > 0"),
         (args.m_q > 0, "--m-q must be > 0"),
-        (args.temperature >= 0, "--temperature must be >= 0"),
-        (args.exploration_noise >= 0, "--exploration-noise must be >= 0"),
-        (args.hidden_dim >= 1 and args.num_layers >= 1, "--hidden-dim and --num-layers must be >= 1"),
-        (all(n is None or n >= 1 for n in (args.critic_hidden_dim, args.critic_num_layers)), "critic sizes must be >= 1"),
-        (args.eval_frequency >= 0, "--eval-frequency must be >= 0"),
-        (args.eval_episodes >= 1, "--eval-episodes must be >= 1"),
+        (min(args.temperature, args.exploration_noise) >= 0, "--temperature and --exploration-noise must be >= 0"),
+        (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
     ]
-    for ok, message in rules:
-        if not ok:
-            return message
+    if problems := [message for ok, message in rules if not ok]:
+        return problems[0]
     try:
-        env = gym_make(args.env_id, render_mode="rgb_array" if args.capture_video else None)
-        action_space, observation_space = env.action_space, env.observation_space
+        make_env(args.env_id, args.seed, 1, False, "")().close()  # idx 1: no video
         if args.capture_video:
+            env = gym.make(args.env_id, render_mode="rgb_array")
             env.reset(seed=args.seed)
-            if env.render() is None:
-                raise RuntimeError("render() returned no frame")
-        env.close()
-    except gym.error.Error as e:
-        return f"cannot make env {args.env_id!r}: {e}"
-    except ImportError as e:
-        return f"cannot make env {args.env_id!r}: {e} (pip install -r requirements.txt brings dm-control and shimmy)"
+            assert env.render() is not None, "render() returned no frame"
+    except (gym.error.Error, ImportError, TypeError) as e:  # unknown id, dm_control not installed, not a Box action space
+        return f"cannot train on {args.env_id!r}: {e}"
     except Exception as e:
         if not args.capture_video:
             raise
         gl = os.environ.get("MUJOCO_GL", "unset")
         return (
-            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {type(e).__name__}: {e}. "
-            "Headless rendering needs MUJOCO_GL=egl (EGL libraries) or MUJOCO_GL=osmesa (apt-get install libosmesa6)"
+            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {e}; try MUJOCO_GL=egl or MUJOCO_GL=osmesa"
         )
-    if not isinstance(action_space, gym.spaces.Box):
-        return f"{args.env_id} has a {type(action_space).__name__} action space; QSM needs a continuous (Box) one"
-    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
-        return f"{args.env_id}'s action space {action_space} is unbounded; QSM needs finite bounds"
-    if isinstance(observation_space, gym.spaces.Dict):
-        if not all(isinstance(space, gym.spaces.Box) for space in observation_space.values()):
-            return f"{args.env_id} has observation space {observation_space}; this script needs Box entries"
-    elif not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
-        return f"{args.env_id} has observation space {observation_space}; this script needs a flat Box or a dict of Boxes"
     return None
 
 
@@ -578,30 +488,26 @@ def fail(message, code=2):
 
 def load_and_evaluate(args, key):
     """Rebuild the policy from a `--save-model` file and report `--eval-episodes` evaluation returns."""
-    try:
+    try:  # msgpack: arrays and plain containers, never code from the file
         with open(args.load_model, "rb") as f:
             ckpt = serialization.msgpack_restore(f.read())
-        saved = ckpt["args"]
-    except Exception:
-        fail(f"--load-model: {args.load_model!r} is not a model saved by {os.path.basename(__file__)} --save-model")
-    eps_theta = Denoiser(int(ckpt["act_dim"]), saved["hidden_dim"], saved["num_layers"])
-    schedule = ddpm_schedule(saved["diffusion_steps"], saved["beta_schedule"])
-    policy = make_policy(eps_theta, schedule, saved["temperature"], clip_final_only=saved.get("clip_final_only", False))
-    returns = evaluate(
-        policy, ckpt["eps_theta"], saved["env_id"], args.eval_episodes, args.seed, key, saved["max_episode_steps"]
-    )
-    print(f"{saved['env_id']}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
-    return returns
+        saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes})
+    except Exception as e:
+        fail(f"--load-model: {args.load_model!r} is not a model saved by --save-model ({type(e).__name__}); nothing was run")
+    eps_theta = Denoiser(int(ckpt["act_dim"]), saved.hidden_dim, saved.num_layers)
+    policy = make_policy(eps_theta, ddpm_schedule(saved.diffusion_steps), saved.temperature)
+    returns = evaluate(policy, ckpt["eps_theta"], saved, args.seed, key)
+    print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
 
 
 if __name__ == "__main__":
-    args = parse_args()
+    args = tyro.cli(Args)
     if args.capture_video and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
-    if args.load_model is None and (problem := check_args(args)):
-        fail(problem)
     if args.load_model is not None and not os.path.isfile(args.load_model):
         fail(f"--load-model: no such file {args.load_model!r}")
+    if args.load_model is None and (problem := check_args(args)):
+        fail(problem)
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -615,10 +521,8 @@ if __name__ == "__main__":
 
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     if args.track:
-        try:
-            import wandb
-        except ImportError:
-            fail("--track needs Weights and Biases: pip install wandb")
+        import wandb
+
         wandb.init(
             project=args.wandb_project_name,
             entity=args.wandb_entity,
@@ -635,26 +539,30 @@ if __name__ == "__main__":
     )
 
     # env setup
-    envs = make_vector_env(args.env_id, args.seed, 1, args.capture_video, run_name, args.max_episode_steps)
+    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in infos["final_obs"]
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
     obs_dim = envs.single_observation_space.shape[0]
     act_dim = envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
     critic = TwinQNetwork(
-        args.critic_hidden_dim or args.hidden_dim, args.critic_num_layers or args.num_layers, args.critic_layer_norm
-    )  # Q1 and Q2, with target copies inside the state
+        args.critic_hidden_dim or args.hidden_dim, args.num_layers
+    )  # Q1, Q2; their targets live in the state
     critic_tx = optax.adam(args.critic_lr)
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)
-    schedule = ddpm_schedule(args.diffusion_steps, args.beta_schedule)
+    schedule = ddpm_schedule(args.diffusion_steps)
     state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
     qsm_update = make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
-    explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise, args.clip_final_only)
-    sample_policy = make_policy(eps_theta, schedule, args.temperature, 0.0, args.clip_final_only)  # evaluation: no noise
+    explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
+    sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_time = last_print = time.time()
-    sps_step, sps_time = 0, start_time
+    start_time = sps_time = last_print = time.time()
+    sps_step = print_step = 0
     last_return, last_eval = float("nan"), float("nan")
 
     # TRY NOT TO MODIFY: start the game
@@ -678,7 +586,7 @@ if __name__ == "__main__":
                 writer.add_scalar("charts/episodic_return", last_return, global_step)
                 writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
 
-        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation on truncation, not the reset one
+        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation at an episode end, not the reset one
         rb.add(obs, final_observations(next_obs, infos), actions, rewards, terminations)
         obs = next_obs
 
@@ -689,65 +597,45 @@ if __name__ == "__main__":
             losses = np.array([metrics["losses/qf1_loss"], metrics["losses/qf2_loss"], metrics["losses/actor_loss"]])
             if not np.isfinite(losses).all():
                 writer.close()
-                envs.close()
-                fail(
-                    f"non-finite loss at global step {global_step} (qf1, qf2, actor: {losses.tolist()}); "
-                    "try lower learning rates or a smaller --m-q",
-                    code=1,
-                )
+                fail(f"non-finite loss at global step {global_step} (qf1, qf2, actor: {losses.tolist()}); "
+                     "try lower learning rates or a smaller --m-q", code=1)  # fmt: skip
 
             if global_step % 100 == 0:
-                now = time.time()
-                sps = (global_step - sps_step) / max(now - sps_time, 1e-9)
-                sps_step, sps_time = global_step, now
                 for tag, value in jax.device_get(metrics).items():
                     writer.add_scalar(tag, float(value), global_step)
                 # the rate of the next update, as the PyTorch script's scheduler reports it after its step
-                actor_lr = float(actor_lr_schedule(global_step - args.learning_starts + 1))
-                writer.add_scalar("losses/actor_lr", actor_lr, global_step)
-                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar(
+                    "charts/learning_rate", float(actor_lr_schedule(global_step - args.learning_starts + 1)), global_step
+                )
+                writer.add_scalar("charts/SPS", (global_step - sps_step) / max(time.time() - sps_time, 1e-9), global_step)
+                sps_step, sps_time = global_step, time.time()
 
-        if (
-            args.eval_frequency > 0 and (global_step + 1) % args.eval_frequency == 0
-        ) or global_step + 1 == args.total_timesteps:
+        if global_step + 1 == args.total_timesteps or args.eval_frequency and (global_step + 1) % args.eval_frequency == 0:
             eval_start = time.time()
             eval_key, this_eval_key = jax.random.split(eval_key)
-            last_eval = float(
-                evaluate(
-                    sample_policy, state.eps_params, args.env_id, args.eval_episodes, args.seed + 10_000, this_eval_key,
-                    args.max_episode_steps,
-                ).mean()
-            )  # fmt: skip
+            last_eval = float(evaluate(sample_policy, state.eps_params, args, args.seed + 10_000, this_eval_key).mean())
             writer.add_scalar("eval/episodic_return", last_eval, global_step)
             sps_time += time.time() - eval_start  # evaluation time does not count against the training SPS
 
-        if args.progress and time.time() - last_print >= 10.0:
-            last_print = time.time()
-            print(
-                f"step {global_step + 1}/{args.total_timesteps} | SPS {int((global_step + 1) / (last_print - start_time))} "
-                f"| last return {last_return:.1f} | last eval {last_eval:.1f}",
-                flush=True,
-            )
+        if args.progress and time.time() - last_print >= 10.0:  # the rate of the last 10 s, evaluations included
+            rate = (global_step + 1 - print_step) / (time.time() - last_print)
+            print_step, last_print = global_step + 1, time.time()
+            print(f"step {global_step + 1}/{args.total_timesteps} | {rate:.0f} steps/s | "
+                  f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
+                  f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
+        unwrapped_space = envs.envs[0].unwrapped.action_space
         to_numpy = partial(jax.tree.map, np.asarray)
         with open(model_path, "wb") as f:
-            f.write(
-                serialization.msgpack_serialize(
-                    {
-                        "args": vars(args),
-                        "obs_dim": obs_dim,
-                        "act_dim": act_dim,
-                        "action_low": envs.envs[0].unwrapped.action_space.low,
-                        "action_high": envs.envs[0].unwrapped.action_space.high,
-                        "eps_theta": to_numpy(state.eps_params),
-                        # the twin critic's stacked parameters, split back into Q1 and Q2
-                        "qf1": jax.tree.map(lambda p: np.asarray(p[0]), state.critic_params),
-                        "qf2": jax.tree.map(lambda p: np.asarray(p[1]), state.critic_params),
-                    }
-                )
-            )
+            f.write(serialization.msgpack_serialize({
+                "args": vars(args), "obs_dim": obs_dim, "act_dim": act_dim, "action_low": unwrapped_space.low,
+                "action_high": unwrapped_space.high, "eps_theta": to_numpy(state.eps_params),
+                # the twin critic's stacked parameters, split back into Q1 and Q2
+                "qf1": jax.tree.map(lambda p: np.asarray(p[0]), state.critic_params),
+                "qf2": jax.tree.map(lambda p: np.asarray(p[1]), state.critic_params),
+            }))  # fmt: skip
         print(f"model saved to {model_path}")
 
     envs.close()

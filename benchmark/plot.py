@@ -1,23 +1,47 @@
-"""Curves and a table from the TensorBoard event files under runs/ (no network, no W&B).
+"""Curves, a table, the IQM and performance profiles from the TensorBoard event files under runs/ (no network, no W&B).
 
-    python benchmark/plot.py --runs-dir runs --output benchmark/figures/curves.png
+    python benchmark/plot.py --runs-dir runs --output benchmark/figures/curves.png --markdown --csv runs.csv
 
-Run folders are named `{env_id}__{exp_name}__{seed}__{time}`; the algorithm is the exp_name. For each env the figure
-shows `charts/episodic_return` against env steps: the mean over seeds of each seed's running mean of its last
-`--window` episodes, with a 95% bootstrap confidence band over seeds, one line per algorithm. A curve stops at the
-last step that every one of its seeds reached, so a run that stopped early shows. With several envs a last panel gives
-the interquartile mean (IQM) of normalised final scores with 95% stratified-bootstrap intervals (as in rliable,
-Agarwal et al. 2021). The table printed gives, per env and algorithm, the final return (each seed's mean over its last
-`--last-episodes` training episodes, then mean and sample std over seeds), the last evaluation return, the median
-`charts/SPS` and, for QSM, the share of sampled actions at the bounds.
+Run folders are named `{env_id}__{exp_name}__{seed}__{time}` (a `/` in the env id becomes `-`, and envs are named that
+way here too); the algorithm is the exp_name. Of several runs with the same env, algorithm and seed only the latest
+counts. Statistics over seeds use rliable (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"):
+
+- Curves (`--output`): per env, `eval/episodic_return` (each point is the mean over one evaluation's episodes) against
+  env steps: the mean over seeds with a 95% bootstrap band, one line per algorithm. The band comes from rliable's
+  `get_interval_estimates` (percentile bootstrap, seeds resampled with replacement) applied to the mean over seeds at
+  each evaluation step: a pointwise band. A curve keeps the steps at which every one of its seeds evaluated, so a run
+  that stopped early shows. `--curves training` draws `charts/episodic_return` instead: each seed's running mean of
+  its last `--window` episodes on a grid of env steps, with the same band.
+- Table (printed; `--markdown` for Markdown): per env and algorithm, the final evaluation return (each seed's last
+  `eval/episodic_return`, then mean ± sample std over seeds); for each return threshold of the env (`--thresholds`,
+  defaults in DEFAULT_THRESHOLDS), the first env step at which the mean-over-seeds evaluation curve reaches it
+  ("-": never); the final training return (each seed's mean over its last `--last-episodes` training episodes, then
+  mean ± sample std); the median `charts/SPS`; for QSM, the share of sampled actions at the bounds.
+- Aggregate over envs: each run's final evaluation return is normalised per env, by default by a min/max over all runs
+  of that env (of every algorithm shown): 0 is the lowest final evaluation return of any of them, 1 the highest.
+  `--score-range ENV=LOW:HIGH` gives reference scores instead. Printed, and drawn as the curves' last panel: the
+  interquartile mean (IQM, `rliable.metrics.aggregate_iqm`) over runs x envs with 95% stratified-bootstrap intervals
+  (`rliable.library.get_interval_estimates`: seeds resampled within each env). Saved next to the curves
+  (`--profile-output`, default `{output}_profiles.png`): rliable's performance profiles, the share of runs whose
+  normalised score exceeds tau, with 95% stratified-bootstrap bands. An algorithm enters the aggregate only when it
+  has the same number of evaluated seeds on every env.
+- `--csv PATH`: one row per run: env, algorithm, seed, the exact training command (from the launcher's `.done` record
+  of that run, found under `--log-dir`, by default `{runs_dir}/logs`, searched recursively; empty when there is none),
+  the final evaluation return, the final training return, the median `charts/SPS`, and the run folder.
+
+Steps are as logged: QSM counts env steps from 0 (its evaluations fall at 4999, 9999, ... and total_timesteps - 1), SB3
+from 1 (5000, 10000, ...). `--max-step` keeps only what was logged before that step, so runs of a longer budget compare
+with shorter ones at equal steps.
 """
 
 import argparse
+import csv
 import glob
+import json
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -28,6 +52,18 @@ RETURN_TAG, SPS_TAG, EVAL_TAG, BOUNDS_TAG = (
     "qsm/action_at_bounds_frac",
 )
 
+# Evaluation returns whose first crossing the table reports, per env (as named in run folders); --thresholds overrides.
+# Chosen for budgets of about 50k env steps: roughly where SAC gets to mid-way, and beyond.
+DEFAULT_THRESHOLDS = {
+    "InvertedPendulum-v4": (500.0, 1000.0),
+    "Hopper-v4": (1000.0, 2000.0),
+    "Walker2d-v4": (500.0, 1000.0),
+    "HalfCheetah-v4": (1000.0, 3000.0),
+    "Ant-v4": (500.0, 1000.0),
+    "Humanoid-v4": (500.0, 1000.0),
+    "dm_control-walker-walk-v0": (300.0, 600.0),
+}
+
 
 @dataclass
 class Run:
@@ -35,11 +71,22 @@ class Run:
     algo: str
     seed: int
     path: str
-    scalars: Dict[str, np.ndarray] = field(default_factory=dict)  # tag -> array of (step, value) rows
+    scalars: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> array of (step, value) rows
     last_step: int = 0
 
     def series(self, tag):
         return self.scalars.get(tag, np.zeros((0, 2)))
+
+    @property
+    def final_eval(self):
+        """The last evaluation return (NaN if the run never evaluated)."""
+        evals = self.series(EVAL_TAG)
+        return float(evals[-1, 1]) if len(evals) else float("nan")
+
+
+def env_name(env_id):
+    """Envs as run folders name them: `dm_control/walker-walk-v0` -> `dm_control-walker-walk-v0`."""
+    return env_id.replace("/", "-")
 
 
 def parse_run_name(name):
@@ -67,6 +114,7 @@ def load_runs(runs_dir, env_ids=None, algos=None, echo=print, max_step=None):
     """Every run under `runs_dir` (filtered by env and algorithm); of several runs with the same env, algorithm and
     seed only the latest counts, and a note says so. With `max_step`, only what was logged before that step counts,
     so runs of a longer budget compare with shorter ones at equal steps."""
+    env_ids = {env_name(e) for e in env_ids} if env_ids else None
     latest = {}
     for path in sorted(glob.glob(os.path.join(runs_dir, "*"))):
         parsed = parse_run_name(os.path.basename(path))
@@ -78,7 +126,8 @@ def load_runs(runs_dir, env_ids=None, algos=None, echo=print, max_step=None):
         key = (env_id, algo, seed)
         if key in latest:
             echo(
-                f"note: several runs of {env_id} {algo} seed {seed}; using the latest ({path if stamp > latest[key][0] else latest[key][1]})"
+                f"note: several runs of {env_id} {algo} seed {seed}; "
+                f"using the latest ({path if stamp > latest[key][0] else latest[key][1]})"
             )
         if key not in latest or stamp > latest[key][0]:
             latest[key] = (stamp, path)
@@ -95,6 +144,45 @@ def load_runs(runs_dir, env_ids=None, algos=None, echo=print, max_step=None):
     return runs
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Statistics over seeds: rliable
+
+
+def interval_estimates(score_dict, func, reps):
+    """rliable's point estimates and 95% percentile stratified-bootstrap intervals of `func` for each algorithm's
+    (runs, tasks) array. rliable draws its resamples from numpy's global generator: seeded here for repeatable output."""
+    from rliable import library
+
+    np.random.seed(0)
+    return library.get_interval_estimates(score_dict, func, reps=reps)
+
+
+def mean_band(values, reps=2000):
+    """(mean, low, high) over seeds at each column of a (seeds, steps) array: the 95% band of the curves."""
+    point, interval = interval_estimates({"curve": np.asarray(values, dtype=np.float64)}, lambda x: x.mean(axis=0), reps)
+    return point["curve"], interval["curve"][0], interval["curve"][1]
+
+
+def iqm_intervals(scores, reps=2000):
+    """algo -> (IQM, (low, high)) of its (runs, envs) array of normalised scores, with 95% stratified-bootstrap intervals."""
+    from rliable import metrics
+
+    point, interval = interval_estimates(scores, lambda x: np.array([metrics.aggregate_iqm(x)]), reps)
+    return {algo: (float(point[algo][0]), (float(interval[algo][0, 0]), float(interval[algo][1, 0]))) for algo in scores}
+
+
+def performance_profiles(scores, taus, reps=2000):
+    """rliable's score distributions: algo -> share of runs with normalised score > tau at each tau, and their 95% bands."""
+    from rliable import library
+
+    np.random.seed(0)  # as in interval_estimates
+    return library.create_performance_profile(scores, taus, reps=reps)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Curves and the table's numbers
+
+
 def running_curve(run, grid, window):
     """At each grid step, the mean return of the run's last `window` episodes finished by then (NaN before its first
     episode and after its last logged step)."""
@@ -108,14 +196,24 @@ def running_curve(run, grid, window):
     return curve
 
 
-def bootstrap_mean_ci(values, reps=2000, rng=None):
-    """95% percentile-bootstrap interval of the mean over axis 0 (the seeds), resampling seeds with replacement."""
-    rng = np.random.default_rng(0) if rng is None else rng
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    idx = rng.integers(0, n, size=(reps, n))
-    means = values[idx].mean(axis=1)  # (reps, ...)
-    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
+def eval_curves(group):
+    """(steps, values): the steps at which every run of `group` evaluated, and a (seeds, steps) array of its returns."""
+    common = None
+    for run in group:
+        steps = set(run.series(EVAL_TAG)[:, 0])
+        common = steps if common is None else common & steps
+    steps = np.array(sorted(common or ()))
+    values = np.zeros((len(group), len(steps)))
+    for i, run in enumerate(group):
+        rows = run.series(EVAL_TAG)
+        values[i] = rows[np.searchsorted(rows[:, 0], steps), 1]  # rows are sorted by step
+    return steps, values
+
+
+def first_step_reaching(steps, curve, threshold):
+    """The first step at which `curve` is at least `threshold`, or None."""
+    reached = np.flatnonzero(np.asarray(curve) >= threshold)
+    return int(steps[reached[0]]) if len(reached) else None
 
 
 def final_return(run, last_episodes):
@@ -123,75 +221,78 @@ def final_return(run, last_episodes):
     return float(returns[-last_episodes:].mean())
 
 
-def summarize(runs, last_episodes=10):
-    """(env, algo) -> dict of the table's numbers over seeds."""
+def mean_std(values):
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean()) if len(values) else float("nan")
+    return mean, float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def summarize(runs, last_episodes=10, thresholds=None):
+    """(env, algo) -> dict of the table's numbers over seeds. `thresholds`: env -> returns (default DEFAULT_THRESHOLDS)."""
+    thresholds = DEFAULT_THRESHOLDS if thresholds is None else thresholds
     groups = {}
     for run in runs:
         groups.setdefault((run.env_id, run.algo), []).append(run)
     table = {}
-    for key, group in sorted(groups.items()):
+    for (env, algo), group in sorted(groups.items()):
         finals = np.array([final_return(r, last_episodes) for r in group])
-        evals = np.array([r.series(EVAL_TAG)[-1, 1] for r in group if len(r.series(EVAL_TAG))])
+        evaluated = [r for r in group if len(r.series(EVAL_TAG))]
+        eval_finals = np.array([r.final_eval for r in evaluated])
+        steps, values = eval_curves(evaluated) if len(evaluated) == len(group) else (np.zeros(0), np.zeros((0, 0)))
+        curve = values.mean(axis=0) if values.size else np.zeros(0)
         sps = np.concatenate([r.series(SPS_TAG)[:, 1] for r in group])
         bounds = [r.series(BOUNDS_TAG)[-10:, 1].mean() for r in group if len(r.series(BOUNDS_TAG))]
-        table[key] = {
+        final_mean, final_std = mean_std(finals)
+        eval_mean, eval_std = mean_std(eval_finals)
+        table[(env, algo)] = {
             "seeds": sorted(r.seed for r in group),
             "min_last_step": min(r.last_step for r in group),
-            "final_mean": float(finals.mean()),
-            "final_std": float(finals.std(ddof=1)) if len(finals) > 1 else float("nan"),
+            "final_mean": final_mean,
+            "final_std": final_std,
             "finals": finals,
-            "eval_mean": float(evals.mean()) if len(evals) else float("nan"),
-            "eval_std": float(evals.std(ddof=1)) if len(evals) > 1 else float("nan"),
+            "eval_finals": eval_finals,  # of the seeds that evaluated, in the order of "eval_seeds"
+            "eval_seeds": [r.seed for r in evaluated],
+            "eval_mean": eval_mean,
+            "eval_std": eval_std,
+            "eval_steps": steps,  # where every seed evaluated (empty if one never did)
+            "eval_curve": curve,  # the mean over seeds there
+            "reach": {t: first_step_reaching(steps, curve, t) for t in thresholds.get(env, ())},
             "sps_median": float(np.median(sps)) if len(sps) else float("nan"),
             "at_bounds": float(np.mean(bounds)) if bounds else float("nan"),
         }
     return table
 
 
-def iqm(scores):
-    """Interquartile mean of all runs x tasks: the mean of the middle 50% (rliable's IQM, trim 25% each side)."""
-    flat = np.sort(np.asarray(scores, dtype=np.float64).ravel())
-    n = len(flat)
-    cut = int(np.floor(0.25 * n))
-    return float(flat[cut : n - cut].mean())
+def normalised_scores(table, score_ranges=None, echo=print):
+    """algo -> (seeds, envs) array of normalised final evaluation returns, and env -> (low, high) used.
 
-
-def stratified_bootstrap_ci(scores, stat=iqm, reps=2000, rng=None):
-    """95% interval of `stat` over a (runs, tasks) array, resampling runs with replacement within each task."""
-    rng = np.random.default_rng(0) if rng is None else rng
-    scores = np.asarray(scores, dtype=np.float64)
-    n_runs, n_tasks = scores.shape
-    stats = []
-    for _ in range(reps):
-        idx = rng.integers(0, n_runs, size=(n_runs, n_tasks))
-        stats.append(stat(np.take_along_axis(scores, idx, axis=0)))
-    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
-
-
-def normalised_scores(runs, table, last_episodes=10, score_ranges=None):
-    """algo -> (seeds, envs) array of normalised final returns, and env -> (low, high) used.
-
-    By default, per env, 0 is the mean return of every run's first episode (all runs start with uniform-random
-    actions, so this is a random-policy score) and 1 the best final return any run reached in that env."""
-    score_ranges = dict(score_ranges or {})
-    envs = sorted({r.env_id for r in runs})
-    algos = sorted({r.algo for r in runs})
+    By default, per env, 0 is the lowest and 1 the highest final evaluation return of any run of that env in `table`
+    (every algorithm); `score_ranges` (env -> (low, high)) gives reference scores instead."""
+    score_ranges = {env_name(env): r for env, r in (score_ranges or {}).items()}
+    envs = sorted({env for env, _ in table})
+    algos = sorted({algo for _, algo in table})
+    ranges = {}
     for env in envs:
-        if env not in score_ranges:
-            low = float(np.mean([r.series(RETURN_TAG)[0, 1] for r in runs if r.env_id == env]))
-            high = float(max(final_return(r, last_episodes) for r in runs if r.env_id == env))
-            score_ranges[env] = (low, high)
+        if env in score_ranges:
+            ranges[env] = tuple(score_ranges[env])
+            continue
+        finals = np.concatenate([t["eval_finals"] for (e, _), t in table.items() if e == env])
+        if len(finals):
+            ranges[env] = (float(finals.min()), float(finals.max()))
     out = {}
     for algo in algos:
         columns = []
         for env in envs:
-            if (env, algo) not in table:
+            t = table.get((env, algo))
+            if t is None or not len(t["eval_finals"]) or env not in ranges:
                 break
-            low, high = score_ranges[env]
-            columns.append((table[(env, algo)]["finals"] - low) / max(high - low, 1e-8))
-        if len(columns) == len(envs) and len({len(c) for c in columns}) == 1:  # same seeds on every env
+            low, high = ranges[env]
+            columns.append((t["eval_finals"] - low) / max(high - low, 1e-8))
+        if len(columns) == len(envs) and len({len(c) for c in columns}) == 1:  # same number of seeds on every env
             out[algo] = np.stack(columns, axis=1)
-    return out, score_ranges
+        else:
+            echo(f"note: {algo} is left out of the aggregate: it lacks evaluated runs on some env, or has unequal seeds")
+    return out, ranges
 
 
 def format_table(table, markdown=False):
@@ -200,13 +301,17 @@ def format_table(table, markdown=False):
             return "-"
         return fmt.format(mean) + ("" if np.isnan(std) else " ± " + fmt.format(std))
 
+    def reach(t):
+        return ", ".join(f"{thr:g}: {'-' if step is None else step}" for thr, step in t["reach"].items()) or "-"
+
     header = [
         "env",
         "algorithm",
         "seeds",
         "last step",
-        "final return",
-        "last eval return",
+        "final eval return",
+        "first step mean eval ≥ threshold",
+        "final train return",
         "SPS (median)",
         "actions at bounds",
     ]
@@ -219,8 +324,9 @@ def format_table(table, markdown=False):
                 algo,
                 str(len(t["seeds"])),
                 str(t["min_last_step"]),
-                pm(t["final_mean"], t["final_std"]),
                 pm(t["eval_mean"], t["eval_std"]),
+                reach(t),
+                pm(t["final_mean"], t["final_std"]),
                 "-" if np.isnan(t["sps_median"]) else f"{t['sps_median']:.0f}",
                 bounds,
             ]
@@ -233,38 +339,95 @@ def format_table(table, markdown=False):
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
 
 
-def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, title=None):
+# ---------------------------------------------------------------------------------------------------------------------
+# The CSV: one row per run, with the command that made it
+
+
+def done_commands(log_dir):
+    """run folder -> the launcher's command for it, from every `.done` record under `log_dir` (recursively)."""
+    commands = {}
+    for path in glob.glob(os.path.join(glob.escape(log_dir), "**", "*.done"), recursive=True):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            run_dir, command = record["run_dir"], shlex.join(record["command"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        commands[os.path.realpath(run_dir)] = command
+        commands.setdefault(os.path.basename(os.path.normpath(run_dir)), command)  # runs/ copied or moved elsewhere
+    return commands
+
+
+CSV_COLUMNS = ["task", "algorithm", "seed", "command", "final_eval_return", "final_train_return", "sps_median", "run_dir"]
+
+
+def write_csv(runs, path, commands=None, last_episodes=10):
+    """One row per run; final_train_return is the mean of the run's last `last_episodes` training episodes."""
+    commands = commands or {}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for run in sorted(runs, key=lambda r: (r.env_id, r.algo, r.seed)):
+            command = commands.get(os.path.realpath(run.path), commands.get(os.path.basename(os.path.normpath(run.path)), ""))
+            sps = run.series(SPS_TAG)[:, 1]
+            writer.writerow(
+                [
+                    run.env_id,
+                    run.algo,
+                    run.seed,
+                    command,
+                    "" if np.isnan(run.final_eval) else repr(run.final_eval),
+                    repr(final_return(run, last_episodes)),
+                    repr(float(np.median(sps))) if len(sps) else "",
+                    run.path,
+                ]
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, title=None, curves="eval", colors=None):
+    """Per env, the mean over seeds with its 95% band, one line per algorithm; with `aggregate` (algo -> (IQM, (low,
+    high))) a last panel. Returns (env, algo) -> (steps, mean, low, high) as drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     envs = sorted({r.env_id for r in runs})
-    algos = sorted({r.algo for r in runs})
-    colors = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(algos)}
+    colors = colors or algo_colors(runs)
     n_panels = len(envs) + (1 if aggregate else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 3.6), squeeze=False)
-    curves = {}
-    rng = np.random.default_rng(0)
+    drawn = {}
     for ax, env in zip(axes[0], envs):
         env_runs = [r for r in runs if r.env_id == env]
         grid = np.linspace(0, max(r.last_step for r in env_runs), num_points)
-        for algo in algos:
+        for algo in sorted(colors):
             group = [r for r in env_runs if r.algo == algo]
             if not group:
                 continue
-            values = np.stack([running_curve(r, grid, window) for r in group])
-            shown = ~np.isnan(values).any(axis=0)  # only where every seed has data
-            if not shown.any():
+            if curves == "eval":
+                if not all(len(r.series(EVAL_TAG)) for r in group):
+                    continue
+                steps, values = eval_curves(group)
+            else:
+                values = np.stack([running_curve(r, grid, window) for r in group])
+                shown = ~np.isnan(values).any(axis=0)  # only where every seed has data
+                steps, values = grid[shown], values[:, shown]
+            if not len(steps):
                 continue
-            mean = values[:, shown].mean(axis=0)
-            low, high = bootstrap_mean_ci(values[:, shown], reps=reps, rng=rng)
-            curves[(env, algo)] = (grid[shown], mean, low, high)
-            ax.plot(grid[shown], mean, color=colors[algo], label=f"{algo} ({len(group)} seeds)")
-            ax.fill_between(grid[shown], low, high, color=colors[algo], alpha=0.2, linewidth=0)
+            mean, low, high = mean_band(values, reps)
+            drawn[(env, algo)] = (steps, mean, low, high)
+            ax.plot(
+                steps, mean, color=colors[algo], label=f"{algo} ({len(group)} seeds)", marker="." if curves == "eval" else None
+            )
+            ax.fill_between(steps, low, high, color=colors[algo], alpha=0.2, linewidth=0)
         ax.set_title(env)
         ax.set_xlabel("env steps")
-        ax.set_ylabel("episodic return")
+        ax.set_ylabel("evaluation return" if curves == "eval" else f"episodic return (last {window} episodes)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     if aggregate:
@@ -275,8 +438,8 @@ def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, tit
             ax.barh(i, high - low, left=low, color=colors[algo], alpha=0.5, height=0.5)
             ax.plot([point, point], [i - 0.25, i + 0.25], color="black")
         ax.set_yticks(range(len(names)), names)
-        ax.set_xlabel("IQM of normalised final return")
-        ax.set_title(f"aggregate over {len(envs)} envs")
+        ax.set_xlabel("IQM of normalised final eval return")
+        ax.set_title(f"aggregate over {len(envs)} envs (95% CI)")
         ax.grid(alpha=0.3, axis="x")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -284,7 +447,42 @@ def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, tit
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     fig.savefig(output, dpi=90)
     plt.close(fig)
-    return curves
+    return drawn
+
+
+def algo_colors(runs):
+    import matplotlib.pyplot as plt
+
+    return {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(sorted({r.algo for r in runs}))}
+
+
+def plot_profiles(scores, output, reps=2000, colors=None, title=None):
+    """rliable's performance profiles of the normalised scores, saved to `output`; returns (taus, profiles, bands)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    all_scores = np.concatenate([s.ravel() for s in scores.values()])
+    taus = np.linspace(min(0.0, all_scores.min()), max(1.0, all_scores.max()), 101)
+    profiles, bands = performance_profiles(scores, taus, reps)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    plot_utils.plot_performance_profiles(
+        profiles, taus, performance_profile_cis=bands, colors=colors, ax=ax, xlabel=r"normalised final eval return ($\tau$)"
+    )
+    ax.legend(fontsize=8, loc="upper right")
+    n_envs = next(iter(scores.values())).shape[1]
+    ax.set_title(title or f"performance profiles over {n_envs} envs (95% CI)", fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    fig.savefig(output, dpi=90)
+    plt.close(fig)
+    return taus, profiles, bands
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
 
 
 def parse_ranges(items):
@@ -292,8 +490,17 @@ def parse_ranges(items):
     for item in items or []:
         env, _, bounds = item.partition("=")
         low, _, high = bounds.partition(":")
-        ranges[env] = (float(low), float(high))
+        ranges[env_name(env)] = (float(low), float(high))
     return ranges
+
+
+def parse_thresholds(items):
+    """["Hopper-v4=1000,2000", ...] -> DEFAULT_THRESHOLDS updated with {"Hopper-v4": (1000.0, 2000.0), ...}."""
+    thresholds = dict(DEFAULT_THRESHOLDS)
+    for item in items or []:
+        env, _, values = item.partition("=")
+        thresholds[env_name(env)] = tuple(float(v) for v in values.split(",") if v)
+    return thresholds
 
 
 def main(argv=None):
@@ -301,44 +508,74 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default="runs", help="folder holding the run folders")
     parser.add_argument("--env-ids", nargs="*", default=None, help="only these envs (default: all)")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms, i.e. exp_names (default: all)")
-    parser.add_argument("--output", default="benchmark/figures/curves.png", help="PNG to write")
-    parser.add_argument("--window", type=int, default=10, help="episodes in each seed's running mean on the curves")
-    parser.add_argument("--last-episodes", type=int, default=10, help="episodes averaged for a seed's final return")
+    parser.add_argument("--output", default="benchmark/figures/curves.png", help="PNG of the curves")
+    parser.add_argument(
+        "--profile-output", default=None, help="PNG of the performance profiles (default: {output}_profiles.png)"
+    )
+    parser.add_argument(
+        "--curves",
+        choices=["eval", "training"],
+        default="eval",
+        help="curves of eval/episodic_return or of the training return",
+    )
+    parser.add_argument("--window", type=int, default=10, help="episodes in each seed's running mean (--curves training)")
+    parser.add_argument("--last-episodes", type=int, default=10, help="episodes averaged for a seed's final training return")
     parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument(
+        "--thresholds",
+        nargs="*",
+        metavar="ENV=R1,R2",
+        help="evaluation returns whose first crossing the table gives, per env (default: DEFAULT_THRESHOLDS in plot.py)",
+    )
     parser.add_argument(
         "--score-range",
         nargs="*",
         metavar="ENV=LOW:HIGH",
-        help="normalisation of an env for the aggregate (default: see docs)",
+        help="reference scores of an env for the aggregate (default: min and max final eval return of its runs)",
     )
     parser.add_argument("--title", default=None, help="figure title")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--max-step", type=int, default=None, help="use only what was logged before this env step")
+    parser.add_argument("--csv", default=None, metavar="PATH", help="write one row per run to this CSV file")
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help="the launcher's log folder, whose .done files give the commands (default: {runs_dir}/logs)",
+    )
     args = parser.parse_args(argv)
 
     runs = load_runs(args.runs_dir, args.env_ids, args.algos, max_step=args.max_step)
     if not runs:
         print(f"plot.py: error: no runs with {RETURN_TAG} under {args.runs_dir!r}", file=sys.stderr)
         return 2
-    table = summarize(runs, args.last_episodes)
-    aggregate: Optional[dict] = None
-    envs = sorted({r.env_id for r in runs})
-    if len(envs) > 1:
-        scores, ranges = normalised_scores(runs, table, args.last_episodes, parse_ranges(args.score_range))
-        aggregate = {algo: (iqm(s), stratified_bootstrap_ci(s, reps=args.bootstrap_reps)) for algo, s in scores.items()}
-    plot(runs, args.output, args.window, args.bootstrap_reps, aggregate, title=args.title)
+    table = summarize(runs, args.last_episodes, parse_thresholds(args.thresholds))
+    scores, ranges = normalised_scores(table, parse_ranges(args.score_range))
+    aggregate = iqm_intervals(scores, args.bootstrap_reps) if scores else None
+    colors = algo_colors(runs)
+    plot(runs, args.output, args.window, args.bootstrap_reps, aggregate, title=args.title, curves=args.curves, colors=colors)
+    profile_output = args.profile_output or os.path.splitext(args.output)[0] + "_profiles.png"
+    if scores:
+        plot_profiles(scores, profile_output, args.bootstrap_reps, colors, title=args.title)
 
     print(format_table(table, args.markdown))
     print(
-        f"\nfinal return: each seed's mean over its last {args.last_episodes} training episodes; mean ± sample std over seeds"
+        "\nfinal eval return: each seed's last evaluation, mean ± sample std over seeds; first step: where the mean over "
+        f"seeds of the evaluation returns first reaches each threshold; final train return: each seed's mean over its last "
+        f"{args.last_episodes} training episodes, mean ± sample std over seeds"
     )
     if aggregate:
-        print("\nIQM of normalised final return, 95% stratified-bootstrap interval:")
+        print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
         for env, (low, high) in ranges.items():
-            print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}")
+            print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}" + (" (given)" if env in parse_ranges(args.score_range) else ""))
         for algo, (point, (low, high)) in sorted(aggregate.items()):
             print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
     print(f"\nfigure: {args.output}")
+    if scores:
+        print(f"performance profiles: {profile_output}")
+    if args.csv:
+        log_dir = args.log_dir or os.path.join(args.runs_dir, "logs")
+        write_csv(runs, args.csv, done_commands(log_dir), args.last_episodes)
+        print(f"csv: {args.csv}")
     return 0
 
 

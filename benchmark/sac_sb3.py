@@ -8,8 +8,10 @@ A callback writes `charts/episodic_return`, `charts/episodic_length`, `charts/SP
 Run:  python benchmark/sac_sb3.py --env-id Hopper-v4 --total-timesteps 100000 --learning-starts 5000 --hidden-dim 256
 """
 
+import importlib
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -115,8 +117,14 @@ class TensorboardCallback(BaseCallback):
 
 
 def make_env(env_id, max_episode_steps=None):
+    if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use (as in QSM)
+        warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")  # dm_control's GLFW probe
+        gym.register_envs(importlib.import_module("shimmy"))
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    return gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)
+    if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector, as in QSM
+        env = gym.wrappers.FlattenObservation(env)
+    return env
 
 
 if __name__ == "__main__":

@@ -14,5 +14,5 @@ rc=0
 benchmark/qsm.sh --exp-name tp-qsm-pytorch "${FLAGS[@]}" || rc=1
 benchmark/qsm_jax.sh --exp-name tp-qsm-jax "${FLAGS[@]}" || rc=1
 benchmark/sac.sh --exp-name tp-sac-sb3 "${FLAGS[@]}" || rc=1
-python benchmark/plot.py --env-ids Hopper-v4 --algos tp-qsm-pytorch tp-qsm-jax tp-sac-sb3 --output runs/throughput.png --markdown
+"${PYTHON:-python}" benchmark/plot.py --env-ids Hopper-v4 --algos tp-qsm-pytorch tp-qsm-jax tp-sac-sb3 --output runs/throughput.png --markdown
 exit $rc

@@ -8,15 +8,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 declare -A FLAGS=(
     [qsm_norm]="--normalize-q-grad --m-q 3"
-    [qsm_clip_final]="--clip-final-only"
     [qsm_box]="--box-prior"
-    [qsm_layer_norm]="--critic-layer-norm"
     [qsm_norm_box]="--normalize-q-grad --m-q 3 --box-prior"
     [qsm_norm1_box]="--normalize-q-grad --m-q 1 --box-prior"
     [qsm_norm10_box]="--normalize-q-grad --m-q 10 --box-prior"
-    [qsm_norm_box_clip_final]="--normalize-q-grad --m-q 3 --box-prior --clip-final-only"
 )
-VARIANTS=${VARIANTS:-"qsm_norm qsm_clip_final qsm_box qsm_layer_norm qsm_norm1_box qsm_norm_box qsm_norm10_box qsm_norm_box_clip_final"}
+# qsm_clip_final, qsm_layer_norm and qsm_norm_box_clip_final lost (docs/beyond_the_paper.md); their flags left the code
+# after commit 9408024, where this runner still has them.
+VARIANTS=${VARIANTS:-"qsm_norm qsm_box qsm_norm1_box qsm_norm_box qsm_norm10_box"}
 rc=0
 for name in $VARIANTS; do
     if [[ -z "${FLAGS[$name]+x}" ]]; then
@@ -24,6 +23,6 @@ for name in $VARIANTS; do
         exit 2
     fi
     # shellcheck disable=SC2086  # the flags are a list
-    benchmark/qsm.sh ${FLAGS[$name]} --exp-name "$name" "$@" || rc=1
+    "$BASH" benchmark/qsm.sh ${FLAGS[$name]} --exp-name "$name" "$@" || rc=1
 done
 exit $rc

@@ -27,8 +27,17 @@ def shifted_peak(a):
 
 
 def train_bandit(
-    reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, chain=False, gamma=0.99, return_models=False,
-    **variant
+    reward_fn,
+    m_q,
+    steps=1000,
+    warmup=1000,
+    seed=0,
+    hidden=64,
+    n_samples=2000,
+    chain=False,
+    gamma=0.99,
+    return_models=False,
+    **variant,
 ):
     """Uniform warm-up, then one policy action a step (DDPM sample + exploration noise), one `qsm_update` a step.
 
@@ -37,13 +46,13 @@ def train_bandit(
     Q(A, a) = r(a) + gamma * E[Q(B, a')] through the target critics and stop at B's termination.
     Returns samples of the trained policy (DDPM, no exploration noise) at state A; with `return_models`, also the
     models that `q_value` reads.
-    `variant`: other Args fields (the beyond-the-paper flags)."""
+    `variant`: other Args fields (the beyond-the-paper flags normalize_q_grad and box_prior)."""
     torch.manual_seed(seed)
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
     eps_theta = qsm.Denoiser(obs_dim, act_dim, hidden, 2)
-    critics = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.critic_layer_norm) for _ in range(2))
-    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.critic_layer_norm) for _ in critics)
+    critics = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in range(2))
+    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in critics)
     for q, q_targ in zip(critics, critic_targets):
         q_targ.load_state_dict(q.state_dict())
     q_optimizer = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=1e-3)
@@ -60,17 +69,17 @@ def train_bandit(
         if step < warmup:
             a = rng.uniform(-1, 1, size=(1, act_dim)).astype(np.float32)
         else:
-            a = qsm.ddpm_sample(eps_theta, torch.as_tensor(obs), schedule, clip_final_only=args.clip_final_only)
+            a = qsm.ddpm_sample(eps_theta, torch.as_tensor(obs), schedule)
             a = (a + args.exploration_noise * torch.randn_like(a)).clamp(-1, 1).numpy()
         r = reward_fn(torch.as_tensor(a)).numpy()[:, 0]
         rb.add(obs, next_obs, a, r, np.array([terminated], dtype=np.float32))
         obs = np.zeros_like(obs) if terminated else next_obs
         if step >= warmup:
+            optimizers = (q_optimizer, actor_optimizer)
             qsm.qsm_update(
-                rb.sample(args.batch_size), eps_theta, critics, critic_targets, q_optimizer, actor_optimizer, schedule, args,
-                q_grad_rms,
-            )  # fmt: skip
-    samples = qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule, clip_final_only=args.clip_final_only)
+                rb.sample(args.batch_size), eps_theta, critics, critic_targets, optimizers, schedule, args, q_grad_rms
+            )
+    samples = qsm.ddpm_sample(eps_theta, torch.zeros(n_samples, obs_dim), schedule)
     samples = samples.numpy()[:, 0]
     return (samples, (eps_theta, critics, schedule)) if return_models else samples
 

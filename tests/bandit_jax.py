@@ -29,14 +29,14 @@ def train_bandit(
     """`bandit.train_bandit` with the JAX script's update: the same bandit or two-state chain, the same returns."""
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
-    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2, args.critic_layer_norm)
+    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2)
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
     actor_tx, critic_tx = optax.adam(1e-2), optax.adam(1e-3)
     schedule = qsm.ddpm_schedule(5)
     key, init_key, act_key, sample_key = jax.random.split(jax.random.key(seed), 4)
     state = qsm.init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
     qsm_update = qsm.make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
-    explore = qsm.make_policy(eps_theta, schedule, args.temperature, args.exploration_noise, args.clip_final_only)
+    explore = qsm.make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
     rb = qsm.ReplayBuffer(warmup + steps, obs_dim, act_dim, seed=seed)
     obs = np.zeros((1, obs_dim), dtype=np.float32)
     rng = np.random.default_rng(seed)
@@ -52,7 +52,7 @@ def train_bandit(
         obs = np.zeros_like(obs) if terminated else next_obs
         if step >= warmup:
             state, _ = qsm_update(state, rb.sample(args.batch_size))
-    sample_policy = qsm.make_policy(eps_theta, schedule, clip_final_only=args.clip_final_only)
+    sample_policy = qsm.make_policy(eps_theta, schedule)
     samples, _ = sample_policy(state.eps_params, np.zeros((n_samples, obs_dim), np.float32), sample_key)
     samples = np.asarray(samples)[:, 0]
     return (samples, (critic, state)) if return_models else samples

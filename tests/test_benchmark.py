@@ -1,6 +1,9 @@
 """benchmark/: the launcher runs jobs and reports failures; plot.py turns event files into the right numbers and a PNG."""
 
+import csv
+import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -86,16 +89,34 @@ def test_launcher_job_names():
     assert args.name == "tp-qsm"  # its logs must not overwrite those of the runs named after the script
 
 
-@pytest.mark.parametrize("runner, script", [("qsm.sh", "qsm_continuous_action.py"), ("sac.sh", "benchmark/sac_sb3.py")])
-def test_runner_commands(runner, script):
-    env = dict(os.environ, DRY_RUN="1", ENV_IDS="Hopper-v4 Walker2d-v4", SEEDS="1 2 3")
+def runner_env(tmp_path, **variables):
+    """DRY_RUN with the interpreter in PYTHON and no `python` on the PATH, as from an un-activated virtual environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "dirname").symlink_to("/usr/bin/dirname")
+    return dict(os.environ, PATH=str(bin_dir), PYTHON=sys.executable, DRY_RUN="1", **variables)
+
+
+@pytest.mark.parametrize(
+    "runner, script",
+    [
+        ("qsm.sh", "qsm_continuous_action.py"),
+        ("qsm_jax.sh", "qsm_continuous_action_jax.py"),
+        ("sac.sh", "benchmark/sac_sb3.py"),
+    ],
+)
+def test_runner_commands(runner, script, tmp_path):
+    env = runner_env(tmp_path, ENV_IDS="Hopper-v4 Walker2d-v4", SEEDS="1 2 3")
     proc = subprocess.run(
-        ["bash", os.path.join(ROOT, "benchmark", runner), "--total-timesteps", "100"], capture_output=True, text=True, env=env
+        ["/bin/bash", os.path.join(ROOT, "benchmark", runner), "--total-timesteps", "100"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 6
-    assert lines[0] == f"python {script} --no-progress --total-timesteps 100 --env-id Hopper-v4 --seed 1"
+    assert lines[0] == f"{sys.executable} {script} --no-progress --total-timesteps 100 --env-id Hopper-v4 --seed 1"
 
 
 def test_sac_sb3_logs_the_same_tags(tmp_path):
@@ -123,73 +144,235 @@ def write_run(runs_dir, env, algo, seed, returns, steps, sps=(), evals=(), stamp
     writer.close()
 
 
+# The evaluation returns of `fake_runs`, one row per seed (1, 2, 3), one column per evaluation, at EVAL_STEPS of the
+# algorithm (QSM logs its evaluations at 0-based steps, SB3 at 1-based ones: the two grids differ).
+EVAL_STEPS = {"good": np.array([250, 500, 750, 1000]), "bad": np.array([249, 499, 749, 999])}
+EVALS = {
+    ("EnvA-v0", "good"): np.array([[60, 110, 160, 210], [70, 120, 170, 220], [80, 130, 180, 230]], dtype=float),
+    ("EnvA-v0", "bad"): np.array([[5, 8, 9, 11], [6, 12, 15, 18], [7, 14, 20, 25]], dtype=float),
+    ("EnvB-v0", "good"): np.array([[100, 400, 900, 1500], [200, 500, 1200, 2000], [0, 300, 600, 2500]], dtype=float),
+    ("EnvB-v0", "bad"): np.array([[50, 60, 70, 80], [40, 30, 20, 10], [100, 200, 300, 1600]], dtype=float),
+}
+
+
 @pytest.fixture
 def fake_runs(tmp_path):
-    """Two envs x two algorithms x three seeds; 'good' returns 100*seed + episode index, 'bad' returns seed."""
+    """Two envs x two algorithms x three seeds. Training returns: 'good' 100*seed + episode index, 'bad' seed;
+    evaluation returns: EVALS at EVAL_STEPS."""
     runs_dir = str(tmp_path / "runs")
     steps = np.arange(1, 21) * 50  # 20 episodes, one every 50 steps, the last at step 1000
     for env in ("EnvA-v0", "EnvB-v0"):
-        for seed in (1, 2, 3):
-            write_run(runs_dir, env, "good", seed, 100 * seed + np.arange(20), steps, [(500, 40), (600, 50), (700, 90)])
-            write_run(runs_dir, env, "bad", seed, np.full(20, float(seed)), steps, [(500, 10)], evals=[(999, 7 * seed)])
-    # an older run of the same key that must be ignored, and a folder that is not a run
-    write_run(runs_dir, "EnvA-v0", "bad", 1, np.full(20, -1e6), steps, stamp=10)
+        for i, seed in enumerate((1, 2, 3)):
+            good_evals = list(zip(EVAL_STEPS["good"], EVALS[(env, "good")][i]))
+            bad_evals = list(zip(EVAL_STEPS["bad"], EVALS[(env, "bad")][i]))
+            write_run(
+                runs_dir, env, "good", seed, 100 * seed + np.arange(20), steps, [(500, 40), (600, 50), (700, 90)], good_evals
+            )
+            write_run(runs_dir, env, "bad", seed, np.full(20, float(seed)), steps, [(500, 10)], bad_evals)
+    # an older run of the same key that must be ignored (its evaluation would be the max of EnvA), and a folder that is
+    # not a run
+    write_run(runs_dir, "EnvA-v0", "bad", 1, np.full(20, -1e6), steps, evals=[(999, 1e6)], stamp=10)
     os.makedirs(os.path.join(runs_dir, "logs"))
     return runs_dir
+
+
+def first_crossing(steps, curve, threshold):
+    """Plain numpy: the first step where `curve` >= threshold, or None."""
+    hits = np.nonzero(curve >= threshold)[0]
+    return int(steps[hits[0]]) if len(hits) else None
+
+
+def expected_normalised():
+    """Plain numpy: final evaluation returns min/max-normalised per env over both algorithms' runs, as (seeds, envs)."""
+    out = {"good": [], "bad": []}
+    for env in ("EnvA-v0", "EnvB-v0"):
+        finals = {algo: EVALS[(env, algo)][:, -1] for algo in out}
+        low, high = min(f.min() for f in finals.values()), max(f.max() for f in finals.values())
+        for algo, columns in out.items():
+            columns.append((finals[algo] - low) / (high - low))
+    return {algo: np.stack(columns, axis=1) for algo, columns in out.items()}
+
+
+def expected_iqm(scores):
+    """Plain numpy: the mean of the middle half of all runs x envs (25% cut from each end)."""
+    flat = np.sort(np.ravel(scores))
+    cut = int(0.25 * len(flat))
+    return flat[cut : len(flat) - cut].mean()
 
 
 def test_plot_table_numbers(fake_runs):
     runs = plot.load_runs(fake_runs, echo=lambda *_: None)
     assert len(runs) == 12
-    table = plot.summarize(runs, last_episodes=4)
+    thresholds = {"EnvA-v0": (100.0, 120.0, 200.0, 500.0), "EnvB-v0": (500.0,)}
+    table = plot.summarize(runs, last_episodes=4, thresholds=thresholds)
     good = table[("EnvA-v0", "good")]
-    # seed s: mean of its last 4 episodes = 100 s + mean(16..19) = 100 s + 17.5; over seeds: 217.5 +- 100
+    # training: seed s's mean of its last 4 episodes = 100 s + mean(16..19) = 100 s + 17.5; over seeds: 217.5 +- 100
     np.testing.assert_allclose(good["finals"], [117.5, 217.5, 317.5])
     assert good["final_mean"] == pytest.approx(217.5)
     assert good["final_std"] == pytest.approx(100.0)  # sample std of 117.5, 217.5, 317.5
     assert good["sps_median"] == pytest.approx(50.0)
-    assert np.isnan(good["eval_mean"])
+    for (env, algo), evals in EVALS.items():
+        row = table[(env, algo)]
+        assert row["eval_mean"] == pytest.approx(evals[:, -1].mean())
+        assert row["eval_std"] == pytest.approx(evals[:, -1].std(ddof=1))
+        np.testing.assert_array_equal(row["eval_steps"], EVAL_STEPS[algo])
+        np.testing.assert_allclose(row["eval_curve"], evals.mean(axis=0))
+        curve = evals.mean(axis=0)
+        assert row["reach"] == {t: first_crossing(EVAL_STEPS[algo], curve, t) for t in thresholds[env]}
+    # the same by hand: EnvA good's mean curve is 70, 120, 170, 220 at 250..1000 (120 counts as reached at 500);
+    # EnvB bad's ends at 563.3 at 999
+    assert table[("EnvA-v0", "good")]["reach"] == {100.0: 500, 120.0: 500, 200.0: 1000, 500.0: None}
+    assert table[("EnvB-v0", "bad")]["reach"] == {500.0: 999}
     bad = table[("EnvA-v0", "bad")]
     assert bad["final_mean"] == pytest.approx(2.0)  # the older seed-1 run at -1e6 was ignored
-    assert bad["eval_mean"] == pytest.approx(14.0) and bad["eval_std"] == pytest.approx(7.0)
+    assert bad["eval_mean"] == pytest.approx(18.0) and bad["eval_std"] == pytest.approx(7.0)  # 11, 18, 25
     assert bad["min_last_step"] == 1000
     text = plot.format_table(table, markdown=True)
-    assert "| EnvA-v0 | good | 3 | 1000 | 217.5 ± 100.0 | - | 50 | - |" in text
+    assert (
+        "| EnvA-v0 | good | 3 | 1000 | 220.0 ± 10.0 | 100: 500, 120: 500, 200: 1000, 500: - | 217.5 ± 100.0 | 50 | - |" in text
+    )
+    assert "| EnvA-v0 | bad | 3 | 1000 | 18.0 ± 7.0 | 100: -, 120: -, 200: -, 500: - | 2.0 ± 1.0 | 10 | - |" in text
 
 
 def test_plot_curves_and_aggregate(fake_runs, tmp_path, capsys):
     runs = plot.load_runs(fake_runs, echo=lambda *_: None)
     run = next(r for r in runs if (r.env_id, r.algo, r.seed) == ("EnvA-v0", "good", 2))
     curve = plot.running_curve(run, np.array([0.0, 50.0, 149.0, 1000.0, 1001.0]), window=3)
-    # before the first episode: nothing; at 50: episode 0 alone; at 149: episodes 0-1; at 1000: the last 3; past the end: nothing
+    # before the first episode: nothing; at 50: episode 0 alone; at 149: episodes 0-1; at 1000: the last 3; past the end:
+    # nothing
     np.testing.assert_allclose(curve, [np.nan, 200.0, 200.5, 218.0, np.nan])
 
-    assert plot.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    # the eval curves: mean over seeds at each evaluation step, inside its band, and the band is not a point
+    curves = plot.plot(runs, str(tmp_path / "c.png"), reps=500)
+    for key, evals in EVALS.items():
+        steps, mean, low, high = curves[key]
+        np.testing.assert_array_equal(steps, EVAL_STEPS[key[1]])
+        np.testing.assert_allclose(mean, evals.mean(axis=0))
+        assert np.all(low <= mean + 1e-9) and np.all(mean <= high + 1e-9)
+        assert np.all(low >= evals.min(axis=0) - 1e-9) and np.all(high <= evals.max(axis=0) + 1e-9)
+        assert np.all(high - low > 0)  # the seeds differ at every step
+
     table = plot.summarize(runs, last_episodes=4)
-    scores, ranges = plot.normalised_scores(runs, table, last_episodes=4)
-    # 0 = mean first-episode return (good: 100, 200, 300; bad: 1, 2, 3) = 101; 1 = best final return = 317.5
-    assert ranges["EnvA-v0"] == pytest.approx((101.0, 317.5))
-    np.testing.assert_allclose(scores["good"][:, 0], (np.array([117.5, 217.5, 317.5]) - 101) / 216.5)
-    low, high = plot.stratified_bootstrap_ci(scores["good"], reps=200)
-    assert low <= plot.iqm(scores["good"]) <= high
+    scores, ranges = plot.normalised_scores(table, echo=lambda *_: None)
+    # min/max over both algorithms' final evaluations: EnvA 11 (bad seed 1) .. 230 (good seed 3), EnvB 10 .. 2500
+    assert ranges == {"EnvA-v0": (11.0, 230.0), "EnvB-v0": (10.0, 2500.0)}
+    expected = expected_normalised()
+    for algo in ("good", "bad"):
+        np.testing.assert_allclose(scores[algo], expected[algo])
+    aggregate = plot.iqm_intervals(scores, reps=1000)
+    for algo in ("good", "bad"):
+        point, (low, high) = aggregate[algo]
+        assert point == pytest.approx(expected_iqm(expected[algo]))
+        assert low <= point <= high and low < high
+    assert aggregate["good"][0] == pytest.approx(0.9156, abs=1e-4)  # mean of 0.799, 0.909, 0.954, 1 (by hand)
+    assert aggregate["bad"][1][1] < aggregate["good"][1][0]  # the intervals are apart
+
+    taus = np.array([0.0, 0.5, 0.95])
+    profiles, bands = plot.performance_profiles(scores, taus, reps=200)
+    for algo in ("good", "bad"):
+        np.testing.assert_allclose(profiles[algo], [(expected[algo] > tau).mean() for tau in taus])
+        assert np.all(bands[algo][0] <= profiles[algo] + 1e-9) and np.all(profiles[algo] <= bands[algo][1] + 1e-9)
 
     output = str(tmp_path / "fig" / "curves.png")
-    assert plot.main(["--runs-dir", fake_runs, "--output", output, "--last-episodes", "4", "--bootstrap-reps", "200"]) == 0
+    args = ["--runs-dir", fake_runs, "--output", output, "--last-episodes", "4", "--bootstrap-reps", "200"]
+    assert plot.main(args + ["--thresholds", "EnvA-v0=100,200"]) == 0
     out = capsys.readouterr().out
-    assert "217.5 ± 100.0" in out and "IQM of normalised final return" in out
-    with open(output, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert os.path.getsize(output) > 10_000
+    assert "220.0 ± 10.0 | " not in out and "220.0 ± 10.0" in out  # the plain-text table
+    assert "100: 500, 200: 1000" in out
+    assert "IQM of normalised final eval return" in out
+    assert f"good: {expected_iqm(expected['good']):.2f} [" in out
+    for png in (output, str(tmp_path / "fig" / "curves_profiles.png")):
+        with open(png, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert os.path.getsize(png) > 10_000
+
+
+def test_plot_intervals_collapse_for_identical_seeds(tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    steps = np.arange(1, 11) * 100
+    for env, evals in (("EnvA-v0", [10.0, 30.0]), ("EnvB-v0", [100.0, 400.0])):
+        for seed in (1, 2, 3):
+            write_run(runs_dir, env, "same", seed, np.ones(10), steps, evals=[(500, evals[0]), (1000, evals[1])])
+            write_run(runs_dir, env, "spread", seed, np.ones(10), steps, evals=[(500, 0.0), (1000, evals[1] * seed / 3)])
+    runs = plot.load_runs(runs_dir, echo=lambda *_: None)
+    curves = plot.plot(runs, str(tmp_path / "c.png"), reps=200)
+    steps, mean, low, high = curves[("EnvB-v0", "same")]
+    np.testing.assert_allclose(mean, [100.0, 400.0])
+    np.testing.assert_allclose(low, mean)
+    np.testing.assert_allclose(high, mean)
+    scores, _ = plot.normalised_scores(plot.summarize(runs), echo=lambda *_: None)
+    # 'same' ends at the top of both envs (1); 'spread' at 1/3, 2/3 and 1 of it on both
+    np.testing.assert_allclose(scores["same"], np.ones((3, 2)))
+    np.testing.assert_allclose(scores["spread"], [[0, 0], [0.5, 0.5], [1, 1]], atol=1e-12)
+    aggregate = plot.iqm_intervals(scores, reps=500)
+    assert aggregate["same"] == (pytest.approx(1.0), (pytest.approx(1.0), pytest.approx(1.0)))
+    point, (low, high) = aggregate["spread"]
+    assert point == pytest.approx(0.5)  # the middle four of 0, 0, 0.5, 0.5, 1, 1
+    assert low < point < high
+    # two tasks that agree on every run: the IQM's interval collapses too
+    point, (low, high) = plot.iqm_intervals({"x": np.tile([[0.2, 0.8]], (3, 1))}, reps=200)["x"]
+    assert point == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
+
+
+def test_plot_csv_has_one_row_per_run_with_its_command(fake_runs, tmp_path, capsys):
+    runs = {(r.env_id, r.algo, r.seed): r for r in plot.load_runs(fake_runs, echo=lambda *_: None)}
+    # launcher records: one under the default {runs_dir}/logs (in a subfolder), for a run folder given by absolute path
+    command = [sys.executable, "qsm_continuous_action.py", "--exp-name", "good", "--env-id", "EnvA-v0", "--seed", "1"]
+    os.makedirs(os.path.join(fake_runs, "logs", "study"))
+    with open(os.path.join(fake_runs, "logs", "study", "good__EnvA-v0__1.done"), "w") as f:
+        json.dump({"command": command, "run_dir": os.path.abspath(runs[("EnvA-v0", "good", 1)].path), "finished_at": 1.0}, f)
+    path = str(tmp_path / "out" / "runs.csv")
+    args = ["--runs-dir", fake_runs, "--output", str(tmp_path / "c.png"), "--bootstrap-reps", "50", "--csv", path]
+    assert plot.main(args) == 0
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [
+        "task",
+        "algorithm",
+        "seed",
+        "command",
+        "final_eval_return",
+        "final_train_return",
+        "sps_median",
+        "run_dir",
+    ]
+    assert len(rows) == 12
+    by_key = {(r["task"], r["algorithm"], int(r["seed"])): r for r in rows}
+    for (env, algo), evals in EVALS.items():
+        for i, seed in enumerate((1, 2, 3)):
+            row = by_key[(env, algo, seed)]
+            assert float(row["final_eval_return"]) == pytest.approx(evals[i, -1])
+            # the mean of the last 10 training episodes: good 100 s + mean(10..19), bad s
+            assert float(row["final_train_return"]) == pytest.approx(100 * seed + 14.5 if algo == "good" else seed)
+            assert float(row["sps_median"]) == pytest.approx(50.0 if algo == "good" else 10.0)
+            assert row["run_dir"] == runs[(env, algo, seed)].path
+    assert by_key[("EnvA-v0", "good", 1)]["command"] == shlex.join(command)
+    assert all(r["command"] == "" for key, r in by_key.items() if key != ("EnvA-v0", "good", 1))
+
+    # --log-dir elsewhere, with runs/ moved since: matched by the run folder's name
+    other_logs = tmp_path / "other_logs"
+    other_logs.mkdir()
+    moved = os.path.join("/elsewhere", os.path.basename(runs[("EnvB-v0", "bad", 3)].path))
+    (other_logs / "bad__EnvB-v0__3.done").write_text(json.dumps({"command": ["train", "--seed", "3"], "run_dir": moved}))
+    assert plot.main(args + ["--log-dir", str(other_logs)]) == 0
+    with open(path, newline="") as f:
+        commands = {(r["task"], r["algorithm"], r["seed"]): r["command"] for r in csv.DictReader(f)}
+    assert commands[("EnvB-v0", "bad", "3")] == "train --seed 3"
+    assert commands[("EnvA-v0", "good", "1")] == ""  # that record is not under --log-dir
+    capsys.readouterr()
 
 
 def test_plot_curve_stops_where_a_seed_stopped(tmp_path):
     runs_dir = str(tmp_path / "runs")
     steps = np.arange(1, 21) * 50
-    write_run(runs_dir, "EnvA-v0", "algo", 1, np.ones(20), steps)
-    write_run(runs_dir, "EnvA-v0", "algo", 2, np.ones(10), steps[:10])  # stopped at step 500
+    evals = [(250, 1.0), (500, 1.0), (750, 1.0), (1000, 1.0)]
+    write_run(runs_dir, "EnvA-v0", "algo", 1, np.ones(20), steps, evals=evals)
+    write_run(runs_dir, "EnvA-v0", "algo", 2, np.ones(10), steps[:10], evals=evals[:2])  # stopped at step 500
     runs = plot.load_runs(runs_dir)
-    curves = plot.plot(runs, str(tmp_path / "c.png"), window=5, reps=50)
-    grid, mean, low, high = curves[("EnvA-v0", "algo")]
+    grid, mean, low, high = plot.plot(runs, str(tmp_path / "c.png"), reps=50)[("EnvA-v0", "algo")]
+    np.testing.assert_array_equal(grid, [250, 500])
+    assert np.allclose(mean, 1.0) and np.allclose(low, 1.0) and np.allclose(high, 1.0)
+    grid, mean, low, high = plot.plot(runs, str(tmp_path / "c.png"), window=5, reps=50, curves="training")[("EnvA-v0", "algo")]
     assert grid.max() <= 500 and np.allclose(mean, 1.0)
     assert plot.summarize(runs)[("EnvA-v0", "algo")]["min_last_step"] == 500
 
@@ -233,34 +416,49 @@ def test_plot_max_step_compares_runs_at_equal_steps(fake_runs):
     table = plot.summarize(runs, last_episodes=4)
     np.testing.assert_allclose(table[("EnvA-v0", "good")]["finals"], [106.5, 206.5, 306.5])
     assert table[("EnvA-v0", "good")]["min_last_step"] == 450
-    assert np.isnan(table[("EnvA-v0", "bad")]["eval_mean"])  # its only evaluation, at step 999, is past the cap
+    # evaluations before step 500: good's at 250, bad's at 249 and 499
+    np.testing.assert_allclose(table[("EnvA-v0", "good")]["eval_finals"], EVALS[("EnvA-v0", "good")][:, 0])
+    np.testing.assert_allclose(table[("EnvB-v0", "bad")]["eval_finals"], EVALS[("EnvB-v0", "bad")][:, 1])
+    np.testing.assert_array_equal(table[("EnvB-v0", "bad")]["eval_steps"], [249, 499])
     assert plot.load_runs(fake_runs, echo=lambda *_: None, max_step=10) == []  # no episode before step 10: skipped
 
 
-def test_variants_runner_commands():
-    env = dict(os.environ, DRY_RUN="1", ENV_IDS="Walker2d-v4", SEEDS="1 2", VARIANTS="qsm_norm1_box qsm_clip_final")
+def test_variants_runner_commands(tmp_path):
+    env = runner_env(tmp_path, ENV_IDS="Walker2d-v4", SEEDS="1 2", VARIANTS="qsm_norm1_box qsm_box")
+    runner = ["/bin/bash", os.path.join(ROOT, "benchmark", "variants.sh")]
+    proc = subprocess.run([*runner, "--total-timesteps", "100"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    python, rest = f"{sys.executable} qsm_continuous_action.py --no-progress", "--total-timesteps 100 --env-id Walker2d-v4"
+    assert proc.stdout.strip().splitlines() == [
+        f"{python} --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box {rest} --seed 1",
+        f"{python} --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box {rest} --seed 2",
+        f"{python} --box-prior --exp-name qsm_box {rest} --seed 1",
+        f"{python} --box-prior --exp-name qsm_box {rest} --seed 2",
+    ]
+    for removed in ["qsm_nonsense", "qsm_clip_final"]:  # a variant whose flag left the code is unknown too
+        bad = subprocess.run(runner, capture_output=True, text=True, env=dict(env, VARIANTS=removed))
+        assert bad.returncode == 2 and f"unknown variant {removed}" in bad.stderr
+
+
+def test_study_50k_commands(tmp_path):
+    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"))  # a fresh log folder: no job counts as finished
     proc = subprocess.run(
-        ["bash", os.path.join(ROOT, "benchmark", "variants.sh"), "--total-timesteps", "100"],
-        capture_output=True,
-        text=True,
-        env=env,
+        ["/bin/bash", os.path.join(ROOT, "benchmark", "study_50k.sh")], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines == [
-        "python qsm_continuous_action.py --no-progress --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box "
-        "--total-timesteps 100 --env-id Walker2d-v4 --seed 1",
-        "python qsm_continuous_action.py --no-progress --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box "
-        "--total-timesteps 100 --env-id Walker2d-v4 --seed 2",
-        "python qsm_continuous_action.py --no-progress --clip-final-only --exp-name qsm_clip_final "
-        "--total-timesteps 100 --env-id Walker2d-v4 --seed 1",
-        "python qsm_continuous_action.py --no-progress --clip-final-only --exp-name qsm_clip_final "
-        "--total-timesteps 100 --env-id Walker2d-v4 --seed 2",
+    flags = "--hidden-dim 256 --batch-size 256 --total-timesteps 50000 --learning-starts 5000 --eval-frequency 5000"
+    flags += " --eval-episodes 10"
+    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress"
+    algos = [
+        f"{jax} --exp-name qsm_jax_reference {flags}",
+        f"{jax} --exp-name qsm_jax_improved --normalize-q-grad --box-prior --m-q 1 {flags}",
+        f"{sys.executable} benchmark/sac_sb3.py --no-progress --exp-name sac_sb3 {flags}",
     ]
-    bad = subprocess.run(
-        ["bash", os.path.join(ROOT, "benchmark", "variants.sh")],
-        capture_output=True,
-        text=True,
-        env=dict(env, VARIANTS="qsm_nonsense"),
-    )
-    assert bad.returncode == 2 and "unknown variant qsm_nonsense" in bad.stderr
+    torch = f"{sys.executable} qsm_continuous_action.py --no-progress --exp-name qsm_torch_reference {flags}"
+    expected = []
+    for env_id in ["Hopper-v4", "Walker2d-v4", "HalfCheetah-v4", "dm_control/walker-walk-v0"]:  # Hopper-v4 first, complete
+        for command in algos + ([torch] if env_id == "Hopper-v4" else []):
+            expected += [f"{command} --env-id {env_id} --seed {seed}" for seed in (1, 2, 3)]
+    assert len(expected) == 39
+    assert proc.stdout.strip().splitlines() == expected
+    assert not (tmp_path / "logs").exists()  # a dry run writes nothing

@@ -150,7 +150,7 @@ def test_polyak_step_torch():
     actor_optimizer = torch.optim.Adam(eps_theta.parameters(), lr=1e-2)
     before = [[p.detach().clone() for p in q.parameters()] for q in critics + targets]
     batch = tuple(torch.as_tensor(x[:64]) for x in random_batch())
-    qsm_torch.qsm_update(batch, eps_theta, critics, targets, q_optimizer, actor_optimizer, qsm_torch.ddpm_schedule(5), args)
+    qsm_torch.qsm_update(batch, eps_theta, critics, targets, (q_optimizer, actor_optimizer), qsm_torch.ddpm_schedule(5), args)
     for i in range(2):
         for online, online_before, target, target_before in zip(
             critics[i].parameters(), before[i], targets[i].parameters(), before[2 + i]

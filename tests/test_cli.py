@@ -18,7 +18,7 @@ SHORT_RUN = [
 TAGS = [
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "losses/qf1_loss", "losses/qf2_loss",
     "losses/qf1_values", "losses/qf2_values", "losses/actor_loss", "eval/episodic_return", "qsm/q_grad_norm",
-    "qsm/eps_norm", "qsm/eps_q_grad_cosine", "qsm/action_at_bounds_frac",
+    "qsm/eps_norm", "qsm/eps_q_grad_cosine", "qsm/action_at_bounds_frac", "charts/learning_rate",
 ]  # fmt: skip
 
 
@@ -61,7 +61,7 @@ def test_short_run_hits_truncations(short_run):
 def test_cuda_flag_trains_on_the_gpu_or_falls_back_to_cpu_with_a_warning(short_run):
     result, run_dir, _ = short_run
     (model,) = glob.glob(os.path.join(run_dir, "*.qsm_model"))
-    saved = torch.load(model, weights_only=False)  # tensors come back on the device they were saved from
+    saved = torch.load(model, weights_only=True)  # tensors come back on the device they were saved from
     devices = {p.device.type for p in saved["eps_theta"].values()} | {p.device.type for p in saved["qf1"].values()}
     gpu = torch.cuda.is_available()
     assert devices == {"cuda" if gpu else "cpu"}
@@ -72,7 +72,7 @@ def test_saved_model_loads_and_evaluates(short_run):
     result, run_dir, cwd = short_run
     (model,) = glob.glob(os.path.join(run_dir, "*.qsm_model"))
     assert model in result.stdout.replace("runs/", str(cwd / "runs") + "/")
-    saved = torch.load(model, weights_only=False)
+    saved = torch.load(model, weights_only=True)  # tensors and plain containers only
     assert {"eps_theta", "qf1", "qf2", "args", "obs_dim", "act_dim", "action_low", "action_high"} <= set(saved)
     evaluation = run(["--load-model", model, "--eval-episodes", "3"], cwd)
     assert evaluation.returncode == 0, evaluation.stderr
@@ -91,8 +91,8 @@ def test_same_seed_same_run(tmp_path):
 
 
 def test_beyond_the_paper_flags_run(tmp_path):
-    # all four together, without the evaluation halfway: a few seconds
-    flags = ["--normalize-q-grad", "--clip-final-only", "--critic-layer-norm", "--box-prior", "--eval-frequency", "0"]
+    # both together, without the evaluation halfway: a few seconds
+    flags = ["--normalize-q-grad", "--box-prior", "--eval-frequency", "0"]
     result = run([*SHORT_RUN, *flags], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = glob.glob(str(tmp_path / "runs" / "*"))
@@ -102,13 +102,13 @@ def test_beyond_the_paper_flags_run(tmp_path):
 
 
 BAD_INPUTS = [
-    (["--env-id", "CartPole-v1"], "Discrete action space"),
-    (["--env-id", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
+    (["--env-id", "CartPole-v1"], "requires a Box action space, got <class 'gymnasium.spaces.discrete.Discrete'>"),
+    (["--env-id", "NoSuchEnv-v0"], "cannot train on 'NoSuchEnv-v0'"),
     (["--diffusion-steps", "0"], "--diffusion-steps (T) must be >= 1"),
     (["--batch-size", "512", "--buffer-size", "256"], "--batch-size must not exceed --buffer-size"),
     (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
     (["--m-q", "-1"], "--m-q must be > 0"),
-    (["--critic-hidden-dim", "0"], "critic sizes must be >= 1"),
+    (["--critic-hidden-dim", "0"], "network sizes must be >= 1"),
     (["--load-model", "missing.qsm_model"], "no such file"),
 ]  # each script must reject these with one line and exit 2
 
@@ -122,6 +122,39 @@ def test_bad_input_exits_with_one_readable_line(args, message, tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+class RunsCode:
+    """Unpickling this calls os.system: what a malicious model file would do."""
+
+    def __reduce__(self):
+        return (os.system, ("touch code_ran",))
+
+
+@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.replace(".py", "_jax.py")], ids=["torch", "jax"])
+def test_a_model_file_that_runs_code_is_refused_and_runs_nothing(script, tmp_path):
+    torch.save({"args": {}, "eps_theta": RunsCode()}, tmp_path / "evil.qsm_model")
+    result = subprocess.run(
+        [sys.executable, script, "--load-model", "evil.qsm_model"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'evil.qsm_model' is not a model saved by --save-model" in result.stderr
+    assert not (tmp_path / "code_ran").exists()
+
+
+@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.replace(".py", "_jax.py")], ids=["torch", "jax"])
+def test_evaluation_settings_do_not_change_the_training_run(script, tmp_path):
+    # evaluation draws from its own generator (PyTorch) or key (JAX): training sees the same random numbers either way
+    logged = []
+    for i, evaluation in enumerate([["--eval-frequency", "0", "--eval-episodes", "1"], ["--eval-frequency", "50"]]):
+        (tmp_path / str(i)).mkdir()
+        flags = [f for f in SHORT_RUN if f not in ("--eval-frequency", "150", "--eval-episodes", "2")] + evaluation
+        result = subprocess.run([sys.executable, script, *flags], cwd=tmp_path / str(i), capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        logged.append(scalars(glob.glob(str(tmp_path / str(i) / "runs" / "*"))[0]))
+    assert len(logged[0]["eval/episodic_return"]) == 1 and len(logged[1]["eval/episodic_return"]) == 6
+    for tag in ["charts/episodic_return", "losses/qf1_loss", "losses/actor_loss", "qsm/action_at_bounds_frac"]:
+        assert logged[0][tag] == logged[1][tag], tag
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path):

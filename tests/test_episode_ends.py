@@ -69,3 +69,32 @@ def test_termination_is_stored_as_terminated_and_truncation_is_not(replay_buffer
     truncated = (obs[:, 1] % 2 == 0) & (next_obs[:, 0] == TIME_LIMIT)
     assert terminal.sum() >= 5 and truncated.sum() >= 5
     np.testing.assert_array_equal(terminations, terminal.astype(np.float32))  # truncations stored as not terminated
+
+
+class NeverEnds(CounterEnv):
+    """No termination and no time limit; raises after 1000 steps so that an evaluation without a cap fails, not hangs."""
+
+    def step(self, action):
+        assert self.t < 1000, "evaluation did not stop on an env without a time limit"
+        return super().step(action)[:2] + (False, False, {})
+
+
+gym.register("QSMNeverEnds-v0", entry_point=NeverEnds)
+
+
+def test_evaluation_on_an_env_without_time_limit_is_cut_with_a_warning(capsys):
+    import jax
+
+    import qsm_continuous_action_jax as qsm_jax
+
+    torch_args, jax_args = (script.Args(env_id="QSMNeverEnds-v0", eval_episodes=2, hidden_dim=8) for script in (qsm, qsm_jax))
+    eps_theta = qsm.Denoiser(2, 1, hidden_dim=8)
+    returns_torch = qsm.evaluate(eps_theta, qsm.ddpm_schedule(5), torch_args, seed=0, device="cpu", max_steps=50)
+    jax_denoiser, schedule = qsm_jax.Denoiser(1, hidden_dim=8), qsm_jax.ddpm_schedule(5)
+    params = jax_denoiser.init(jax.random.key(0), np.zeros((1, 2)), np.zeros((1, 1)), np.zeros((1,), np.int32))
+    policy = qsm_jax.make_policy(jax_denoiser, schedule)
+    returns_jax = qsm_jax.evaluate(policy, params, jax_args, 0, jax.random.key(1), max_steps=50)
+    for returns in (returns_torch, returns_jax):
+        np.testing.assert_array_equal(returns, [sum(range(1, 51))] * 2)  # the reward is the step count: 1 + ... + 50
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: evaluation cut")]
+    assert len(warnings) == 2 and all("2 of 2 episodes unfinished" in w and "--max-episode-steps" in w for w in warnings)

@@ -51,7 +51,7 @@ def test_script_does_not_import_torch(short_run):
 def test_short_run_logs_every_tag(short_run):
     _, run_dir, _ = short_run
     logged = scalars(run_dir)
-    assert set(TAGS) | {"losses/actor_lr"} <= set(logged), set(TAGS) - set(logged)
+    assert set(TAGS) <= set(logged), set(TAGS) - set(logged)
     assert [step for step, _ in logged["losses/qf1_loss"]] == [100, 200]  # updates from learning_starts on
     assert len(logged["eval/episodic_return"]) == 2  # at 150 and at the end
     acc = EventAccumulator(run_dir)
@@ -92,7 +92,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     result = run(["--load-model", "bogus.qsm_model"], tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert "is not a model saved by qsm_continuous_action_jax.py --save-model" in result.stderr
+    assert "'bogus.qsm_model' is not a model saved by --save-model" in result.stderr
 
 
 def test_same_seed_same_run(short_run, tmp_path):
@@ -106,7 +106,7 @@ def test_same_seed_same_run(short_run, tmp_path):
 
 
 def test_beyond_the_paper_flags_run_once_compiled_and_their_model_evaluates(tmp_path):
-    flags = ["--normalize-q-grad", "--clip-final-only", "--critic-layer-norm", "--box-prior"]
+    flags = ["--normalize-q-grad", "--box-prior"]
     result = run([*SHORT_RUN, *flags, "--save-model"], tmp_path, env={"JAX_LOG_COMPILES": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     compiled = re.findall(r"Finished XLA compilation of jit\((\w+)\)", result.stderr)
@@ -119,8 +119,7 @@ def test_beyond_the_paper_flags_run_once_compiled_and_their_model_evaluates(tmp_
     with open(model, "rb") as f:
         saved = serialization.msgpack_restore(f.read())
     assert all(saved["args"][flag[2:].replace("-", "_")] for flag in flags)
-    assert "LayerNorm_1" in saved["qf1"]["params"]["VmapQNetwork_0"]
-    evaluation = run(["--load-model", model, "--eval-episodes", "2"], tmp_path)  # reads --clip-final-only from the model
+    evaluation = run(["--load-model", model, "--eval-episodes", "2"], tmp_path)
     assert evaluation.returncode == 0, evaluation.stderr
     assert "Hopper-v4: 2 evaluation episodes, return" in evaluation.stdout
 

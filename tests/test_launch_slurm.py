@@ -110,7 +110,8 @@ def qsm_sweep(slurm, tmp_path_factory):
     logs = tmp_path_factory.mktemp("sweep") / "logs"
 
     def run(seeds):
-        env = dict(os.environ, BACKEND="slurm", ENV_IDS="Pendulum-v1", SEEDS=" ".join(map(str, seeds)))
+        # PYTHON: this interpreter, so the runner works from an un-activated virtual environment too
+        env = dict(os.environ, BACKEND="slurm", ENV_IDS="Pendulum-v1", SEEDS=" ".join(map(str, seeds)), PYTHON=sys.executable)
         env["LAUNCH_ARGS"] = f"--log-dir {logs} --slurm-partition debug --slurm-time 10 --slurm-cpus 1 --slurm-mem 1G"
         env["LAUNCH_ARGS"] += " --slurm-poll 2"
         cmd = ["bash", os.path.join(ROOT, "benchmark", "qsm.sh"), "--exp-name", exp_name, *TINY_QSM]
