@@ -131,14 +131,6 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
     return thunk
 
 
-def final_observations(next_obs, infos):
-    """The true next observations of a step: the final observation where an episode ended, not the reset one."""
-    real_next_obs = next_obs.copy()
-    for i in np.flatnonzero(infos.get("_final_obs", [])):
-        real_next_obs[i] = infos["final_obs"][i]
-    return real_next_obs
-
-
 def mlp(in_dim, hidden_dim, num_layers, out_dim, activation):
     dims = [in_dim] + [hidden_dim] * num_layers
     return nn.Sequential(
@@ -396,12 +388,11 @@ def check_args(args):
             assert env.render() is not None, "render() returned no frame"
     except (gym.error.Error, ImportError, TypeError) as e:  # unknown id, dm_control not installed, not a Box action space
         return f"cannot train on {args.env_id!r}: {e}"
-    except Exception as e:
+    except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
         if not args.capture_video:
             raise
-        gl = os.environ.get("MUJOCO_GL", "unset")
         return (
-            f"--capture-video: cannot render {args.env_id} here (MUJOCO_GL={gl}): {e}; try MUJOCO_GL=egl or MUJOCO_GL=osmesa"
+            f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}): {e}; try egl or osmesa"
         )
     return None
 
@@ -450,20 +441,11 @@ if __name__ == "__main__":
     if args.track:
         import wandb
 
-        wandb.init(
-            project=args.wandb_project_name,
-            entity=args.wandb_entity,
-            sync_tensorboard=True,
-            config=vars(args),
-            name=run_name,
-            monitor_gym=True,
-            save_code=True,
-        )
+        wandb_kwargs = dict(sync_tensorboard=True, config=vars(args), name=run_name, monitor_gym=True, save_code=True)
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **wandb_kwargs)
     writer = SummaryWriter(f"runs/{run_name}")
-    writer.add_text(
-        "hyperparameters",
-        "|param|value|\n|-|-|\n%s" % ("\n".join([f"|{key}|{value}|" for key, value in vars(args).items()])),
-    )
+    hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
 
     # env setup
     # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in infos["final_obs"]
@@ -514,8 +496,11 @@ if __name__ == "__main__":
                 writer.add_scalar("charts/episodic_return", last_return, global_step)
                 writer.add_scalar("charts/episodic_length", infos["final_info"]["episode"]["l"][i], global_step)
 
-        # TRY NOT TO MODIFY: save data to replay buffer; the true final observation at an episode end, not the reset one
-        rb.add(obs, final_observations(next_obs, infos), actions, rewards, terminations)
+        # TRY NOT TO MODIFY: save data to replay buffer; at an episode end, the true final observation, not the reset one
+        real_next_obs = next_obs.copy()
+        for i in np.flatnonzero(infos.get("_final_obs", [])):
+            real_next_obs[i] = infos["final_obs"][i]
+        rb.add(obs, real_next_obs, actions, rewards, terminations)
         obs = next_obs
 
         # ALGO LOGIC: training.
