@@ -442,12 +442,12 @@ def check_args(args):
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
     try:
-        make_env(args.env_id, args.seed, 1, False, "")().close()  # idx 1: no video
+        env = make_env(args.env_id, args.seed, 1, False, "")()  # idx 1: no video
         if args.capture_video:
             env = gym.make(args.env_id, render_mode="rgb_array")
             env.reset(seed=args.seed)
             assert env.render() is not None, "render() returned no frame"
-    except (gym.error.Error, ImportError, TypeError) as e:  # unknown id, dm_control not installed, not a Box action space
+    except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
         return f"cannot train on {args.env_id!r}: {e}"
     except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
         if not args.capture_video:
@@ -455,6 +455,8 @@ def check_args(args):
         return (
             f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}): {e}; try egl or osmesa"
         )
+    if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
+        return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
     return None
 
 

@@ -98,3 +98,25 @@ def test_evaluation_on_an_env_without_time_limit_is_cut_with_a_warning(capsys):
         np.testing.assert_array_equal(returns, [sum(range(1, 51))] * 2)  # the reward is the step count: 1 + ... + 50
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: evaluation cut")]
     assert len(warnings) == 2 and all("2 of 2 episodes unfinished" in w and "--max-episode-steps" in w for w in warnings)
+
+
+class Image(CounterEnv):
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+
+class Unbounded(CounterEnv):
+    action_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
+gym.register("QSMImage-v0", entry_point=Image)
+gym.register("QSMUnbounded-v0", entry_point=Unbounded)
+
+
+@pytest.mark.parametrize("env_id, message", [("QSMImage-v0", "needs a flat Box"), ("QSMUnbounded-v0", "unbounded components")])
+def test_check_args_names_an_env_the_scripts_cannot_train_on(env_id, message):
+    import qsm_continuous_action_jax as qsm_jax
+
+    for script in (qsm, qsm_jax):
+        problem = script.check_args(script.Args(env_id=env_id))
+        assert problem is not None and message in problem, problem
+    assert qsm.check_args(qsm.Args(env_id="QSMCounter-v0")) is None
