@@ -383,9 +383,10 @@ def check_args(args):
     try:
         env = make_env(args.env_id, args.seed, 1, False, "")()  # idx 1: no video
         if args.capture_video:
-            env = gym.make(args.env_id, render_mode="rgb_array")
-            env.reset(seed=args.seed)
-            assert env.render() is not None, "render() returned no frame"
+            probe = gym.make(args.env_id, render_mode="rgb_array")  # the raw env: the one RecordVideo wraps
+            probe.reset(seed=args.seed)
+            assert probe.render() is not None, "render() returned no frame"
+            probe.close()
     except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
         return f"cannot train on {args.env_id!r}: {e}"
     except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
@@ -396,6 +397,7 @@ def check_args(args):
         )
     if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
         return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
+    env.close()
     return None
 
 
@@ -465,6 +467,7 @@ if __name__ == "__main__":
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
+    optimizers = (q_optimizer, actor_optimizer)
     actor_scheduler = optim.lr_scheduler.LambdaLR(  # cosine decay to 0 over actor_lr_decay_steps updates
         actor_optimizer,
         lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps)),
@@ -473,7 +476,7 @@ if __name__ == "__main__":
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_time = sps_time = last_print = time.time()
+    sps_time = last_print = time.time()
     sps_step = print_step = 0
     last_return, last_eval = float("nan"), float("nan")
 
@@ -508,7 +511,6 @@ if __name__ == "__main__":
         # ALGO LOGIC: training.
         if global_step >= args.learning_starts:
             batch = rb.sample(args.batch_size, device)
-            optimizers = (q_optimizer, actor_optimizer)
             metrics = qsm_update(
                 batch, eps_theta, (qf1, qf2), (qf1_target, qf2_target), optimizers, schedule, args, q_grad_rms
             )

@@ -444,9 +444,10 @@ def check_args(args):
     try:
         env = make_env(args.env_id, args.seed, 1, False, "")()  # idx 1: no video
         if args.capture_video:
-            env = gym.make(args.env_id, render_mode="rgb_array")
-            env.reset(seed=args.seed)
-            assert env.render() is not None, "render() returned no frame"
+            probe = gym.make(args.env_id, render_mode="rgb_array")  # the raw env: the one RecordVideo wraps
+            probe.reset(seed=args.seed)
+            assert probe.render() is not None, "render() returned no frame"
+            probe.close()
     except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
         return f"cannot train on {args.env_id!r}: {e}"
     except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
@@ -457,6 +458,7 @@ def check_args(args):
         )
     if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
         return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
+    env.close()
     return None
 
 
@@ -544,7 +546,7 @@ if __name__ == "__main__":
     sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_time = sps_time = last_print = time.time()
+    sps_time = last_print = time.time()
     sps_step = print_step = 0
     last_return, last_eval = float("nan"), float("nan")
 
