@@ -114,11 +114,10 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
         if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
             warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")  # dm_control's GLFW probe
             gym.register_envs(importlib.import_module("shimmy"))
-        kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-        if capture_video and idx == 0:
-            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"videos/{run_name}")
-        else:
-            env = gym.make(env_id, **kwargs)
+        video = capture_video and idx == 0
+        env = gym.make(env_id, render_mode="rgb_array" if video else None, max_episode_steps=max_episode_steps)
+        if video:
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector
             env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -301,7 +300,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
         "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
     }
     if q_grad_rms is not None:
-        metrics["qsm/q_grad_rms"] = q_grad_rms.value()
+        metrics["qsm/q_grad_rms"] = q_grad_rms.value
     return metrics
 
 
@@ -311,15 +310,13 @@ class RunningRMS:
     Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction."""
 
     def __init__(self, decay=0.99):
-        self.decay, self.mean_square, self.weight = decay, 0.0, 0.0
+        self.decay, self.mean_square, self.weight, self.value = decay, 0.0, 0.0, None
 
     def update(self, x):
         self.mean_square = self.decay * self.mean_square + (1 - self.decay) * x.detach().pow(2).mean()
         self.weight = self.decay * self.weight + (1 - self.decay)
-        return self.value()
-
-    def value(self):
-        return torch.sqrt(self.mean_square / self.weight).clamp_min(1e-8)
+        self.value = torch.sqrt(self.mean_square / self.weight).clamp_min(1e-8)
+        return self.value
 
 
 def box_prior_eps(noisy_actions, alpha_bar):
@@ -362,13 +359,11 @@ def evaluate(eps_theta, schedule, args, seed, device, max_steps=100_000):
 # Input checking and loading a saved model: what a user needs around the algorithm, not part of it
 def check_args(args):
     """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
+    critic_width = 1 if args.critic_hidden_dim is None else args.critic_hidden_dim
     rules = [
         (args.diffusion_steps >= 1, "--diffusion-steps (T) must be >= 1"),
         (min(args.total_timesteps, args.buffer_size, args.batch_size) >= 1, "step counts and sizes must be >= 1"),
-        (
-            min(args.hidden_dim, args.num_layers, 1 if args.critic_hidden_dim is None else args.critic_hidden_dim) >= 1,
-            "network sizes must be >= 1",
-        ),
+        (min(args.hidden_dim, args.num_layers, critic_width) >= 1, "network sizes must be >= 1"),
         (args.batch_size <= args.buffer_size, "--batch-size must not exceed --buffer-size"),
         (0 <= args.learning_starts < args.total_timesteps, "--learning-starts must be in [0, --total-timesteps)"),
         (0.0 <= args.gamma <= 1.0 and 0.0 < args.tau <= 1.0, "--gamma must be in [0, 1] and --tau in (0, 1]"),
@@ -382,23 +377,20 @@ def check_args(args):
         return problems[0]
     try:
         env = make_env(args.env_id, args.seed, 1, False, "")()  # idx 1: no video
-        if args.capture_video:
+        env.close()
+    except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
+        return f"cannot train on {args.env_id!r}: {e}"
+    if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
+        return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
+    if args.capture_video:
+        try:
             probe = gym.make(args.env_id, render_mode="rgb_array")  # the raw env: the one RecordVideo wraps
             probe.reset(seed=args.seed)
             assert probe.render() is not None, "render() returned no frame"
             probe.close()
-    except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
-        return f"cannot train on {args.env_id!r}: {e}"
-    except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
-        if not args.capture_video:
-            raise
-        return (
-            f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}): {e}; try egl or osmesa"
-        )
-    if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
-        return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
-    env.close()
-    return None
+        except Exception as e:  # MuJoCo without a headless GL
+            gl = os.environ.get("MUJOCO_GL")
+            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={gl}): {e}; try egl or osmesa"
 
 
 def fail(message, code=2):
@@ -421,10 +413,10 @@ def load_and_evaluate(args, device):
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    if args.capture_video and not os.environ.get("DISPLAY"):
-        os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
     if args.load_model is not None and not os.path.isfile(args.load_model):
         fail(f"--load-model: no such file {args.load_model!r}")
+    if args.capture_video and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
     if args.load_model is None and (problem := check_args(args)):
         fail(problem)
     if args.cuda and not torch.cuda.is_available():
@@ -544,10 +536,10 @@ if __name__ == "__main__":
 
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
-        unwrapped_space = envs.envs[0].unwrapped.action_space
-        torch.save({"args": vars(args), "obs_dim": obs_dim, "act_dim": act_dim, "action_low": unwrapped_space.low.tolist(),
-                    "action_high": unwrapped_space.high.tolist(), "eps_theta": eps_theta.state_dict(), "qf1": qf1.state_dict(),
-                    "qf2": qf2.state_dict()}, model_path)  # fmt: skip
+        bounds = envs.envs[0].unwrapped.action_space  # the env's own action bounds, which [-1, 1] is mapped onto
+        nets = {"eps_theta": eps_theta.state_dict(), "qf1": qf1.state_dict(), "qf2": qf2.state_dict()}
+        dims = {"obs_dim": obs_dim, "act_dim": act_dim, "action_low": bounds.low.tolist(), "action_high": bounds.high.tolist()}
+        torch.save({"args": vars(args), **dims, **nets}, model_path)
         print(f"model saved to {model_path}")
 
     envs.close()

@@ -110,11 +110,10 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
         if env_id.startswith("dm_control/"):  # DeepMind Control Suite tasks, registered by Shimmy on first use
             warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing")  # dm_control's GLFW probe
             gym.register_envs(importlib.import_module("shimmy"))
-        kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-        if capture_video and idx == 0:
-            env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array", **kwargs), f"videos/{run_name}")
-        else:
-            env = gym.make(env_id, **kwargs)
+        video = capture_video and idx == 0
+        env = gym.make(env_id, render_mode="rgb_array" if video else None, max_episode_steps=max_episode_steps)
+        if video:
+            env = gym.wrappers.RecordVideo(env, f"videos/{run_name}")
         if isinstance(env.observation_space, gym.spaces.Dict):  # dm_control: dict of arrays -> one flat vector
             env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
@@ -423,13 +422,11 @@ def evaluate(policy, eps_params, args, seed, key, max_steps=100_000):
 # Input checking and loading a saved model: what a user needs around the algorithm, not part of it
 def check_args(args):
     """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
+    critic_width = 1 if args.critic_hidden_dim is None else args.critic_hidden_dim
     rules = [
         (args.diffusion_steps >= 1, "--diffusion-steps (T) must be >= 1"),
         (min(args.total_timesteps, args.buffer_size, args.batch_size) >= 1, "step counts and sizes must be >= 1"),
-        (
-            min(args.hidden_dim, args.num_layers, 1 if args.critic_hidden_dim is None else args.critic_hidden_dim) >= 1,
-            "network sizes must be >= 1",
-        ),
+        (min(args.hidden_dim, args.num_layers, critic_width) >= 1, "network sizes must be >= 1"),
         (args.batch_size <= args.buffer_size, "--batch-size must not exceed --buffer-size"),
         (0 <= args.learning_starts < args.total_timesteps, "--learning-starts must be in [0, --total-timesteps)"),
         (0.0 <= args.gamma <= 1.0 and 0.0 < args.tau <= 1.0, "--gamma must be in [0, 1] and --tau in (0, 1]"),
@@ -443,36 +440,20 @@ def check_args(args):
         return problems[0]
     try:
         env = make_env(args.env_id, args.seed, 1, False, "")()  # idx 1: no video
-        if args.capture_video:
+        env.close()
+    except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
+        return f"cannot train on {args.env_id!r}: {e}"
+    if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
+        return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
+    if args.capture_video:
+        try:
             probe = gym.make(args.env_id, render_mode="rgb_array")  # the raw env: the one RecordVideo wraps
             probe.reset(seed=args.seed)
             assert probe.render() is not None, "render() returned no frame"
             probe.close()
-    except (gym.error.Error, ImportError, TypeError, ValueError) as e:  # unknown id, no dm_control, not a bounded Box
-        return f"cannot train on {args.env_id!r}: {e}"
-    except Exception as e:  # only the render probe gets here: MuJoCo without a headless GL
-        if not args.capture_video:
-            raise
-        return (
-            f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.environ.get('MUJOCO_GL')}): {e}; try egl or osmesa"
-        )
-    if len(env.observation_space.shape) != 1:  # a dict of Boxes (dm_control) is flattened by make_env
-        return f"{args.env_id} has observation space {env.observation_space}; this script needs a flat Box or a dict of Boxes"
-    env.close()
-    return None
-
-
-def make_writer(logdir):
-    """A tensorboardX writer, loaded with torch hidden: tensorboardX imports torch whenever it is installed."""
-    hide_torch = "torch" not in sys.modules
-    if hide_torch:
-        sys.modules["torch"] = None  # `import torch` now raises ImportError, which tensorboardX handles
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        if hide_torch:
-            del sys.modules["torch"]
-    return SummaryWriter(logdir)
+        except Exception as e:  # MuJoCo without a headless GL
+            gl = os.environ.get("MUJOCO_GL")
+            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={gl}): {e}; try egl or osmesa"
 
 
 def fail(message, code=2):
@@ -519,7 +500,13 @@ if __name__ == "__main__":
 
         wandb_kwargs = dict(sync_tensorboard=True, config=vars(args), name=run_name, monitor_gym=True, save_code=True)
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **wandb_kwargs)
-    writer = make_writer(f"runs/{run_name}")
+    hide_torch = "torch" not in sys.modules  # tensorboardX imports torch whenever it is installed: keep it out
+    sys.modules.setdefault("torch", None)  # `import torch` now raises ImportError, which tensorboardX handles
+    from tensorboardX import SummaryWriter
+
+    if hide_torch:
+        del sys.modules["torch"]
+    writer = SummaryWriter(f"runs/{run_name}")
     hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
 
@@ -533,9 +520,7 @@ if __name__ == "__main__":
     act_dim = envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
-    critic = TwinQNetwork(
-        args.critic_hidden_dim or args.hidden_dim, args.num_layers
-    )  # Q1, Q2; their targets live in the state
+    critic = TwinQNetwork(args.critic_hidden_dim or args.hidden_dim, args.num_layers)  # Q1, Q2; the targets live in `state`
     critic_tx = optax.adam(args.critic_lr)
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)
@@ -612,16 +597,13 @@ if __name__ == "__main__":
 
     if args.save_model:
         model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
-        unwrapped_space = envs.envs[0].unwrapped.action_space
-        to_numpy = partial(jax.tree.map, np.asarray)
+        bounds = envs.envs[0].unwrapped.action_space  # the env's own action bounds, which [-1, 1] is mapped onto
+        # the twin critic's stacked parameters, split back into Q1 and Q2
+        qf1, qf2 = (jax.tree.map(lambda p, i=i: np.asarray(p[i]), state.critic_params) for i in (0, 1))
+        nets = {"eps_theta": jax.tree.map(np.asarray, state.eps_params), "qf1": qf1, "qf2": qf2}
+        dims = {"obs_dim": obs_dim, "act_dim": act_dim, "action_low": bounds.low, "action_high": bounds.high}
         with open(model_path, "wb") as f:
-            f.write(serialization.msgpack_serialize({
-                "args": vars(args), "obs_dim": obs_dim, "act_dim": act_dim, "action_low": unwrapped_space.low,
-                "action_high": unwrapped_space.high, "eps_theta": to_numpy(state.eps_params),
-                # the twin critic's stacked parameters, split back into Q1 and Q2
-                "qf1": jax.tree.map(lambda p: np.asarray(p[0]), state.critic_params),
-                "qf2": jax.tree.map(lambda p: np.asarray(p[1]), state.critic_params),
-            }))  # fmt: skip
+            f.write(serialization.msgpack_serialize({"args": vars(args), **dims, **nets}))
         print(f"model saved to {model_path}")
 
     envs.close()
