@@ -124,7 +124,7 @@ def mark_finished(job, started_at, log):
     if not candidates:
         log.write(f"\n[launch] exit 0 but no event files under {prefix}*: a re-launch will run this job again\n")
         return
-    run_dir = max(candidates)[1]
+    run_dir = min(candidates)[1]  # the first folder since the start: a later launch of the same job writes a later one
     record = {"command": job.command, "run_dir": run_dir, "finished_at": time.time()}
     with open(job.done_path + ".tmp", "w") as f:
         json.dump(record, f)

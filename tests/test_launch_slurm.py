@@ -245,6 +245,10 @@ EVENT_JOB = textwrap.dedent(
     run = f"runs/{a.env_id}__{a.exp_name}__{a.seed}__{int(time.time())}"
     os.makedirs(run, exist_ok=True)
     open(os.path.join(run, "events.out.tfevents.0.fake"), "w").close()
+    if os.path.exists("later_twin"):  # the same job, launched again a little later, wrote its own run folder meanwhile
+        twin = f"runs/{a.env_id}__{a.exp_name}__{a.seed}__{int(time.time()) + 5}"
+        os.makedirs(twin, exist_ok=True)
+        open(os.path.join(twin, "events.out.tfevents.0.fake"), "w").close()
     with open("ran.txt", "a") as f:
         f.write(f"{a.seed}\\n")
     """
@@ -295,6 +299,15 @@ def test_resume_runs_only_what_did_not_finish(tmp_path):
     assert ran == ["1", "2"]
     proc, ran = launch_local(tmp_path, [1, 2], "--rerun-finished")
     assert ran == ["1", "2"]
+
+
+def test_the_done_record_names_the_jobs_own_run_folder(tmp_path):
+    # a second launch of the same job, started later, has a later run folder: it is not this job's
+    (tmp_path / "later_twin").touch()
+    proc, ran = launch_local(tmp_path, [1])
+    assert proc.returncode == 0 and ran == ["1"]
+    own, twin = sorted(glob.glob(str(tmp_path / "runs" / "EnvA__evjob__1__*")))
+    assert json.loads((tmp_path / "logs" / "evjob__EnvA__1.done").read_text())["run_dir"] == own
 
 
 def test_slurm_interrupt_cancels_unfinished_jobs(slurm, tmp_path):
