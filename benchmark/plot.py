@@ -17,14 +17,14 @@ counts. Statistics over seeds use rliable (Agarwal et al., 2021, "Deep RL at the
   defaults in DEFAULT_THRESHOLDS), the first env step at which the mean-over-seeds evaluation curve reaches it
   ("-": never); the final training return (each seed's mean over its last `--last-episodes` training episodes, then
   mean ± sample std); the median `charts/SPS`; for QSM, the share of sampled actions at the bounds.
-- Aggregate over envs: each run's final evaluation return is normalised per env, by default by a min/max over all runs
-  of that env (of every algorithm shown): 0 is the lowest final evaluation return of any of them, 1 the highest.
+- Aggregate over envs: an algorithm enters only when it has the same number of evaluated seeds on every env. Each
+  of its runs' final evaluation return is normalised per env, by default by a min/max over the runs of that env of the
+  algorithms that enter (one left out does not move the scale): 0 is the lowest final evaluation return, 1 the highest.
   `--score-range ENV=LOW:HIGH` gives reference scores instead. Printed, and drawn as the curves' last panel: the
   interquartile mean (IQM, `rliable.metrics.aggregate_iqm`) over runs x envs with 95% stratified-bootstrap intervals
   (`rliable.library.get_interval_estimates`: seeds resampled within each env). Saved next to the curves
   (`--profile-output`, default `{output}_profiles.png`): rliable's performance profiles, the share of runs whose
-  normalised score exceeds tau, with 95% stratified-bootstrap bands. An algorithm enters the aggregate only when it
-  has the same number of evaluated seeds on every env.
+  normalised score exceeds tau, with 95% stratified-bootstrap bands.
 - `--csv PATH`: one row per run: env, algorithm, seed, the exact training command (from the launcher's `.done` record
   of that run, found under `--log-dir`, by default `{runs_dir}/logs`, searched recursively; empty when there is none),
   the final evaluation return, the final training return, the median `charts/SPS`, and the run folder.
@@ -266,32 +266,29 @@ def summarize(runs, last_episodes=10, thresholds=None):
 def normalised_scores(table, score_ranges=None, echo=print):
     """algo -> (seeds, envs) array of normalised final evaluation returns, and env -> (low, high) used.
 
-    By default, per env, 0 is the lowest and 1 the highest final evaluation return of any run of that env in `table`
-    (every algorithm); `score_ranges` (env -> (low, high)) gives reference scores instead."""
+    Only the algorithms with the same number of evaluated seeds on every env enter. By default, per env, 0 is the lowest
+    and 1 the highest final evaluation return of their runs of that env (an algorithm left out does not move the scale);
+    `score_ranges` (env -> (low, high)) gives reference scores instead."""
     score_ranges = {env_name(env): r for env, r in (score_ranges or {}).items()}
     envs = sorted({env for env, _ in table})
-    algos = sorted({algo for _, algo in table})
-    ranges = {}
-    for env in envs:
-        if env in score_ranges:
-            ranges[env] = tuple(score_ranges[env])
-            continue
-        finals = np.concatenate([t["eval_finals"] for (e, _), t in table.items() if e == env])
-        if len(finals):
-            ranges[env] = (float(finals.min()), float(finals.max()))
-    out = {}
-    for algo in algos:
-        columns = []
-        for env in envs:
-            t = table.get((env, algo))
-            if t is None or not len(t["eval_finals"]) or env not in ranges:
-                break
-            low, high = ranges[env]
-            columns.append((t["eval_finals"] - low) / max(high - low, 1e-8))
-        if len(columns) == len(envs) and len({len(c) for c in columns}) == 1:  # same number of seeds on every env
-            out[algo] = np.stack(columns, axis=1)
+    finals = {}  # algo -> per env final evaluation returns, for the algorithms that enter
+    for algo in sorted({algo for _, algo in table}):
+        columns = [table[(env, algo)]["eval_finals"] if (env, algo) in table else np.array([]) for env in envs]
+        if all(len(c) for c in columns) and len({len(c) for c in columns}) == 1:
+            finals[algo] = columns
         else:
             echo(f"note: {algo} is left out of the aggregate: it lacks evaluated runs on some env, or has unequal seeds")
+    ranges = {}
+    for i, env in enumerate(envs):
+        if env in score_ranges:
+            ranges[env] = tuple(score_ranges[env])
+        elif finals:
+            values = np.concatenate([columns[i] for columns in finals.values()])
+            ranges[env] = (float(values.min()), float(values.max()))
+    out = {
+        algo: np.stack([(c - ranges[env][0]) / max(ranges[env][1] - ranges[env][0], 1e-8) for env, c in zip(envs, columns)], 1)
+        for algo, columns in finals.items()
+    }
     return out, ranges
 
 

@@ -309,6 +309,14 @@ def test_plot_intervals_collapse_for_identical_seeds(tmp_path):
     point, (low, high) = aggregate["spread"]
     assert point == pytest.approx(0.5)  # the middle four of 0, 0, 0.5, 0.5, 1, 1
     assert low < point < high
+    # an algorithm on one env only is left out of the aggregate and of the scale: 'spread' and 'same' keep their scores
+    for seed in (1, 2, 3):
+        write_run(runs_dir, "EnvA-v0", "one_env", seed, np.ones(10), steps, evals=[(500, 0.0), (1000, -1000.0 * seed)])
+    table = plot.summarize(plot.load_runs(runs_dir, echo=lambda *_: None))
+    rescored, ranges = plot.normalised_scores(table, echo=lambda *_: None)
+    assert set(rescored) == {"same", "spread"}
+    assert ranges == {"EnvA-v0": pytest.approx((10.0, 30.0)), "EnvB-v0": pytest.approx((400 / 3, 400.0))}
+    np.testing.assert_allclose(rescored["spread"], scores["spread"], atol=1e-12)
     # two tasks that agree on every run: the IQM's interval collapses too
     point, (low, high) = plot.iqm_intervals({"x": np.tile([[0.2, 0.8]], (3, 1))}, reps=200)["x"]
     assert point == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
