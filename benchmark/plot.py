@@ -41,6 +41,7 @@ import json
 import os
 import shlex
 import sys
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -470,7 +471,7 @@ def plot_profiles(scores, output, reps=2000, colors=None, title=None):
     )
     ax.legend(fontsize=8, loc="upper right")
     n_envs = next(iter(scores.values())).shape[1]
-    ax.set_title(title or f"performance profiles over {n_envs} envs (95% CI)", fontsize=10)
+    ax.set_title(textwrap.fill(title or f"performance profiles over {n_envs} envs (95% CI)", 75), fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     fig.savefig(output, dpi=90)
