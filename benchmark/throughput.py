@@ -78,13 +78,15 @@ def main():
                 result[name] = run_script(name, flags, workdir, opts.threads)
                 sps, steps, wall = result[name]
                 print(
-                    f"{SCRIPTS[name]:30s} hidden {hidden_dim}: {sps:6.1f} env steps/s over {steps} steps (process {wall:.0f} s)"
+                    f"{SCRIPTS[name]:30s} hidden {hidden_dim}: {sps:6.1f} env steps/s over {steps} steps"
+                    f" (process {wall:.0f} s)"
                 )
             rows.append((hidden_dim, result["pytorch"][0], result["jax"][0]))
 
     threads = "default threads" if opts.threads is None else f"--threads {opts.threads}"
     print(
-        f"\n{opts.env_id}, --learning-starts {opts.learning_starts}, {opts.updates} updates, {os.cpu_count()} CPU cores, {threads}"
+        f"\n{opts.env_id}, --learning-starts {opts.learning_starts}, {opts.updates} updates,"
+        f" {os.cpu_count()} CPU cores, {threads}"
     )
     print("| nets | PyTorch env steps/s | JAX env steps/s | JAX / PyTorch |")
     print("|---|---|---|---|")

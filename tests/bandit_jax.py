@@ -23,8 +23,17 @@ def shifted_peak(a):
 
 
 def train_bandit(
-    reward_fn, m_q, steps=1000, warmup=1000, seed=0, hidden=64, n_samples=2000, chain=False, gamma=0.99, return_models=False,
-    **variant
+    reward_fn,
+    m_q,
+    steps=1000,
+    warmup=1000,
+    seed=0,
+    hidden=64,
+    n_samples=2000,
+    chain=False,
+    gamma=0.99,
+    return_models=False,
+    **variant,
 ):
     """`bandit.train_bandit` with the JAX script's update: the same bandit or two-state chain, the same returns."""
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)

@@ -54,7 +54,8 @@ def test_cli_run_on_dm_control(script_run, tmp_path):
 
 
 VIDEO_RUN = ["--env-id", "Hopper-v4", "--total-timesteps", "60", "--learning-starts", "30", "--batch-size", "16",
-             "--hidden-dim", "16", "--max-episode-steps", "20", "--eval-episodes", "1", "--no-progress", "--capture-video"]  # fmt: skip
+             "--hidden-dim", "16", "--max-episode-steps", "20", "--eval-episodes", "1", "--no-progress",
+             "--capture-video"]  # fmt: skip
 
 
 def test_capture_video_writes_a_video_file(tmp_path):
