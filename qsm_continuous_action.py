@@ -16,9 +16,11 @@ Evaluate:  python qsm_continuous_action.py --load-model runs/<run_name>/qsm_cont
 
 import copy
 import importlib
+import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 import warnings
@@ -59,6 +61,10 @@ class Args:
     """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
     """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
+    checkpoint_every: int = 0
+    """write a checkpoint into the run folder at the first episode end after every this many steps (0: never)"""
+    resume: Optional[str] = None
+    """a checkpoint of `--checkpoint-every`: continue that run in its folder (the flags of the algorithm must match)"""
 
     # Algorithm specific arguments
     env_id: str = "Hopper-v4"
@@ -372,6 +378,7 @@ def check_args(args):
         (min(args.temperature, args.exploration_noise) >= 0, "--temperature and --exploration-noise must be >= 0"),
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
@@ -411,6 +418,51 @@ def load_and_evaluate(args, device):
     print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
 
 
+# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, where a fresh
+# episode starts from a seed that the resumed run uses too. Resuming from one repeats the uninterrupted run bit for bit.
+RESUMABLE = {"total_timesteps", "checkpoint_every", "resume", "save_model", "progress", "track", "wandb_project_name",
+             "wandb_entity", "capture_video", "cuda", "torch_deterministic"}  # flags that may change on --resume  # fmt: skip
+BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
+
+
+def write_checkpoint(path, modules, q_grad_rms, rb, step, progress, args):
+    """`modules`: name -> networks, optimizers, scheduler. Atomic: a kill mid-write leaves the previous checkpoint whole."""
+    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
+    checkpoint = {"args": vars(args), "step": step, "progress": progress, "torch_rng": torch.get_rng_state(),
+                  "rngs": json.dumps(rngs, default=np.ndarray.tolist), "q_grad_rms": q_grad_rms and vars(q_grad_rms),
+                  "modules": {name: module.state_dict() for name, module in modules.items()},
+                  "buffer": {"pos": rb.pos, "full": rb.full, **{f: torch.from_numpy(getattr(rb, f)[: len(rb)]) for f in BUFFER_FIELDS}}}  # fmt: skip
+    torch.save(checkpoint, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def read_checkpoint(args, device):
+    """The --resume checkpoint, once it is known to continue a run of these flags; else one line and exit 2."""
+    try:  # weights_only: tensors and plain containers, never code from the file
+        checkpoint = torch.load(args.resume, map_location=device, weights_only=True)
+        saved = dict(checkpoint["args"])
+    except Exception as e:
+        fail(f"--resume: {args.resume!r} is not a checkpoint written by --checkpoint-every ({type(e).__name__}); nothing was run")
+    for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
+        fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
+    return checkpoint
+
+
+def restore_checkpoint(checkpoint, modules, q_grad_rms, rb):
+    for name, module in modules.items():
+        module.load_state_dict(checkpoint["modules"][name])
+    if q_grad_rms is not None:
+        vars(q_grad_rms).update(checkpoint["q_grad_rms"])
+    for f in BUFFER_FIELDS:
+        getattr(rb, f)[: len(checkpoint["buffer"][f])] = checkpoint["buffer"][f].numpy()
+    rb.pos, rb.full = checkpoint["buffer"]["pos"], checkpoint["buffer"]["full"]
+    rngs = json.loads(checkpoint["rngs"])
+    random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
+    np.random.set_state(rngs["numpy"])
+    rb.rng.bit_generator.state = rngs["buffer"]
+    torch.set_rng_state(checkpoint["torch_rng"])
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.load_model is not None and not os.path.isfile(args.load_model):
@@ -422,6 +474,7 @@ if __name__ == "__main__":
     if args.cuda and not torch.cuda.is_available():
         print("warning: --cuda was given but no GPU is available; running on the CPU", file=sys.stderr)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    checkpoint = read_checkpoint(args, device) if args.resume else None
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -439,7 +492,8 @@ if __name__ == "__main__":
 
         wandb_kwargs = dict(sync_tensorboard=True, config=vars(args), name=run_name, monitor_gym=True, save_code=True)
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **wandb_kwargs)
-    writer = SummaryWriter(f"runs/{run_name}")
+    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
+    writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
     hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
 
@@ -468,13 +522,22 @@ if __name__ == "__main__":
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
+    start_step, (last_return, last_eval) = 0, (float("nan"), float("nan"))
+    modules = dict(eps_theta=eps_theta, qf1=qf1, qf2=qf2, qf1_target=qf1_target, qf2_target=qf2_target,
+                   q_optimizer=q_optimizer, actor_optimizer=actor_optimizer, actor_scheduler=actor_scheduler)  # fmt: skip
+    if checkpoint:
+        restore_checkpoint(checkpoint, modules, q_grad_rms, rb)
+        start_step, (last_return, last_eval) = checkpoint["step"], checkpoint["progress"]
+    checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
+    stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
+    for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
+        signal.signal(signum, lambda signum, frame: stop.append(signum))
     sps_time = last_print = time.time()
-    sps_step = print_step = 0
-    last_return, last_eval = float("nan"), float("nan")
+    sps_step = print_step = start_step
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed)
-    for global_step in range(args.total_timesteps):
+    obs, _ = envs.reset(seed=args.seed + start_step)
+    for global_step in range(start_step, args.total_timesteps):
         # ALGO LOGIC: put action logic here
         if global_step < args.learning_starts:
             actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
@@ -534,8 +597,18 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
+        if args.checkpoint_every and (terminations | truncations).any() and (global_step + 1 >= next_checkpoint or stop):
+            obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
+            writer.flush()  # every curve up to here is on disk before the checkpoint says so
+            write_checkpoint(checkpoint_path, modules, q_grad_rms, rb, global_step + 1, [last_return, last_eval], args)
+            next_checkpoint = global_step + 1 + args.checkpoint_every
+            if stop:
+                writer.close()
+                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {checkpoint_path}")
+                sys.exit(75)
+
     if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
+        model_path = f"{run_dir}/{args.exp_name}.qsm_model"
         bounds = envs.envs[0].unwrapped.action_space  # the env's own action bounds, which [-1, 1] is mapped onto
         nets = {"eps_theta": eps_theta.state_dict(), "qf1": qf1.state_dict(), "qf2": qf2.state_dict()}
         dims = {"obs_dim": obs_dim, "act_dim": act_dim, "action_low": bounds.low.tolist(), "action_high": bounds.high.tolist()}

@@ -16,8 +16,10 @@ Evaluate:  python qsm_continuous_action_jax.py --load-model runs/<run_name>/qsm_
 """
 
 import importlib
+import json
 import os
 import random
+import signal
 import sys
 import time
 import warnings
@@ -55,6 +57,10 @@ class Args:
     """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
     """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
+    checkpoint_every: int = 0
+    """write a checkpoint into the run folder at the first episode end after every this many steps (0: never)"""
+    resume: Optional[str] = None
+    """a checkpoint of `--checkpoint-every`: continue that run in its folder (the flags of the algorithm must match)"""
 
     # Algorithm specific arguments
     env_id: str = "Hopper-v4"
@@ -435,6 +441,7 @@ def check_args(args):
         (min(args.temperature, args.exploration_noise) >= 0, "--temperature and --exploration-noise must be >= 0"),
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
+        (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
@@ -475,6 +482,57 @@ def load_and_evaluate(args, key):
     print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
 
 
+# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, where a fresh
+# episode starts from a seed that the resumed run uses too. Resuming from one repeats the uninterrupted run bit for bit.
+RESUMABLE = {"total_timesteps", "checkpoint_every", "resume", "save_model", "progress", "track", "wandb_project_name",
+             "wandb_entity", "capture_video"}  # flags that may change on --resume  # fmt: skip
+BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
+
+
+def key_data(tree):
+    """PRNG keys as their raw uint32 data, which msgpack can store."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+
+
+def write_checkpoint(path, train, rb, step, progress, args):
+    """`train`: the train state and the PRNG keys. Atomic: a kill mid-write leaves the previous checkpoint whole."""
+    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
+    checkpoint = {"args": vars(args), "step": step, "progress": progress, "rngs": json.dumps(rngs, default=np.ndarray.tolist),
+                  "train": serialization.to_state_dict(jax.device_get(key_data(train))),
+                  "buffer": {"pos": rb.pos, "full": rb.full, **{f: getattr(rb, f)[: len(rb)] for f in BUFFER_FIELDS}}}  # fmt: skip
+    with open(path + ".tmp", "wb") as f:
+        f.write(serialization.msgpack_serialize(checkpoint))
+    os.replace(path + ".tmp", path)
+
+
+def read_checkpoint(args):
+    """The --resume checkpoint, once it is known to continue a run of these flags; else one line and exit 2."""
+    try:  # msgpack: arrays and plain containers, never code from the file
+        with open(args.resume, "rb") as f:
+            checkpoint = serialization.msgpack_restore(f.read())
+        saved = dict(checkpoint["args"])
+    except Exception as e:
+        fail(f"--resume: {args.resume!r} is not a checkpoint written by --checkpoint-every ({type(e).__name__}); nothing was run")
+    for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
+        fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
+    return checkpoint
+
+
+def restore_checkpoint(checkpoint, train, rb):
+    """`train` (the train state and the PRNG keys) as the checkpoint holds it; the buffer and the other RNGs in place."""
+    restored = serialization.from_state_dict(key_data(train), checkpoint["train"])
+    is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
+    restored = jax.tree.map(lambda x, like: jax.random.wrap_key_data(x) if is_key(like) else jnp.asarray(x), restored, train)
+    for f in BUFFER_FIELDS:
+        getattr(rb, f)[: len(checkpoint["buffer"][f])] = checkpoint["buffer"][f]
+    rb.pos, rb.full = checkpoint["buffer"]["pos"], checkpoint["buffer"]["full"]
+    rngs = json.loads(checkpoint["rngs"])
+    random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
+    np.random.set_state(rngs["numpy"])
+    rb.rng.bit_generator.state = rngs["buffer"]
+    return restored
+
+
 if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.capture_video and not os.environ.get("DISPLAY"):
@@ -483,6 +541,7 @@ if __name__ == "__main__":
         fail(f"--load-model: no such file {args.load_model!r}")
     if args.load_model is None and (problem := check_args(args)):
         fail(problem)
+    checkpoint = read_checkpoint(args) if args.resume else None
 
     # TRY NOT TO MODIFY: seeding
     random.seed(args.seed)
@@ -506,7 +565,8 @@ if __name__ == "__main__":
 
     if hide_torch:
         del sys.modules["torch"]
-    writer = SummaryWriter(f"runs/{run_name}")
+    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
+    writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
     hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
 
@@ -531,14 +591,21 @@ if __name__ == "__main__":
     sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
+    start_step, (last_return, last_eval) = 0, (float("nan"), float("nan"))
+    if checkpoint:
+        state, act_key, eval_key = restore_checkpoint(checkpoint, (state, act_key, eval_key), rb)
+        start_step, (last_return, last_eval) = checkpoint["step"], checkpoint["progress"]
+    checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
+    stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
+    for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
+        signal.signal(signum, lambda signum, frame: stop.append(signum))
     sps_time = last_print = time.time()
-    sps_step = print_step = 0
-    last_return, last_eval = float("nan"), float("nan")
+    sps_step = print_step = start_step
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed)
+    obs, _ = envs.reset(seed=args.seed + start_step)
     obs = obs.astype(np.float32)
-    for global_step in range(args.total_timesteps):
+    for global_step in range(start_step, args.total_timesteps):
         # ALGO LOGIC: put action logic here
         if global_step < args.learning_starts:
             actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
@@ -595,8 +662,20 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
+        if args.checkpoint_every and (terminations | truncations).any() and (global_step + 1 >= next_checkpoint or stop):
+            obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
+            obs = obs.astype(np.float32)
+            writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() is
+            writer = SummaryWriter(run_dir)  # not enough: it leaves queued events behind); the run goes on in a new file
+            write_checkpoint(checkpoint_path, (state, act_key, eval_key), rb, global_step + 1, [last_return, last_eval], args)
+            next_checkpoint = global_step + 1 + args.checkpoint_every
+            if stop:
+                writer.close()
+                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {checkpoint_path}")
+                sys.exit(75)
+
     if args.save_model:
-        model_path = f"runs/{run_name}/{args.exp_name}.qsm_model"
+        model_path = f"{run_dir}/{args.exp_name}.qsm_model"
         bounds = envs.envs[0].unwrapped.action_space  # the env's own action bounds, which [-1, 1] is mapped onto
         # the twin critic's stacked parameters, split back into Q1 and Q2
         qf1, qf2 = (jax.tree.map(lambda p, i=i: np.asarray(p[i]), state.critic_params) for i in (0, 1))
