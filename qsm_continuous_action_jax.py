@@ -670,7 +670,6 @@ if __name__ == "__main__":
             write_checkpoint(checkpoint_path, (state, act_key, eval_key), rb, global_step + 1, [last_return, last_eval], args)
             next_checkpoint = global_step + 1 + args.checkpoint_every
             if stop:
-                writer.close()
                 print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {checkpoint_path}")
                 sys.exit(75)
 

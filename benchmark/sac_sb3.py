@@ -3,7 +3,9 @@
 SAC (Haarnoja et al., 2018) from Stable-Baselines3, with its own defaults (Adam 3e-4, automatic entropy tuning,
 twin critics, Polyak targets) and the flags below set to match `qsm_continuous_action.py` where the two overlap.
 A callback writes `charts/episodic_return`, `charts/episodic_length`, `charts/SPS` and `eval/episodic_return` into
-`runs/{env_id}__{exp_name}__{seed}__{time}/`, so `benchmark/plot.py` reads SAC and QSM runs alike.
+`runs/{env_id}__{exp_name}__{seed}__{time}/`, so `benchmark/plot.py` reads SAC and QSM runs alike. `eval/episodic_return`
+is SB3's usual evaluation, the deterministic mean action; `eval/stochastic_episodic_return` samples the policy, as
+QSM's evaluation does (one DDPM sample per step).
 
 Run:  python benchmark/sac_sb3.py --env-id Hopper-v4 --total-timesteps 100000 --learning-starts 5000 --hidden-dim 256
 """
@@ -74,7 +76,7 @@ class TensorboardCallback(BaseCallback):
     def __init__(self, writer, args):
         super().__init__()
         self.writer, self.args = writer, args
-        self.eval_env = None
+        self.eval_envs = None
         self.start_time = self.last_print = self.sps_time = time.time()
         self.sps_step = 0
         self.last_return, self.last_eval = float("nan"), float("nan")
@@ -106,14 +108,18 @@ class TensorboardCallback(BaseCallback):
         return True
 
     def evaluate(self, step):
-        if self.eval_env is None:
-            self.eval_env = Monitor(make_env(self.args.env_id, self.args.max_episode_steps))
-            self.eval_env.reset(seed=self.args.seed + 10_000)
-        returns, _ = evaluate_policy(
-            self.model, self.eval_env, n_eval_episodes=self.args.eval_episodes, deterministic=True, return_episode_rewards=True
-        )
-        self.last_eval = float(np.mean(returns))
-        self.writer.add_scalar("eval/episodic_return", self.last_eval, step)
+        modes = {"eval/episodic_return": True, "eval/stochastic_episodic_return": False}  # tag -> deterministic
+        if self.eval_envs is None:  # one env per mode, seeded alike: the deterministic one sees what it saw without the other
+            self.eval_envs = {tag: Monitor(make_env(self.args.env_id, self.args.max_episode_steps)) for tag in modes}
+            for env in self.eval_envs.values():
+                env.reset(seed=self.args.seed + 10_000)
+        for tag, deterministic in modes.items():
+            with torch.random.fork_rng(devices=[]):  # sampled actions must not move the training's random stream
+                returns, _ = evaluate_policy(
+                    self.model, self.eval_envs[tag], self.args.eval_episodes, deterministic=deterministic, return_episode_rewards=True
+                )
+            self.writer.add_scalar(tag, float(np.mean(returns)), step)
+            self.last_eval = float(np.mean(returns)) if deterministic else self.last_eval
 
 
 def make_env(env_id, max_episode_steps=None):

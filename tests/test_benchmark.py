@@ -131,6 +131,7 @@ def test_sac_sb3_logs_the_same_tags(tmp_path):
         assert len(run.series(tag)) > 0, tag
     assert len(run.series(plot.RETURN_TAG)) >= 300 // 20
     assert run.series(plot.EVAL_TAG)[-1, 0] == 300
+    assert run.series("eval/stochastic_episodic_return")[-1, 0] == 300  # the sampled policy's, QSM's kind of evaluation
 
 
 def write_run(runs_dir, env, algo, seed, returns, steps, sps=(), evals=(), stamp=1000):
