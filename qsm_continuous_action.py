@@ -428,10 +428,10 @@ BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
 def write_checkpoint(path, modules, q_grad_rms, rb, step, progress, args):
     """`modules`: name -> networks, optimizers, scheduler. Atomic: a kill mid-write leaves the previous checkpoint whole."""
     rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
+    buffer = {"pos": rb.pos, "full": rb.full, **{f: torch.from_numpy(getattr(rb, f)[: len(rb)]) for f in BUFFER_FIELDS}}
     checkpoint = {"args": vars(args), "step": step, "progress": progress, "torch_rng": torch.get_rng_state(),
                   "rngs": json.dumps(rngs, default=np.ndarray.tolist), "q_grad_rms": q_grad_rms and vars(q_grad_rms),
-                  "modules": {name: module.state_dict() for name, module in modules.items()},
-                  "buffer": {"pos": rb.pos, "full": rb.full, **{f: torch.from_numpy(getattr(rb, f)[: len(rb)]) for f in BUFFER_FIELDS}}}  # fmt: skip
+                  "modules": {name: module.state_dict() for name, module in modules.items()}, "buffer": buffer}  # fmt: skip
     torch.save(checkpoint, path + ".tmp")
     os.replace(path + ".tmp", path)
 
@@ -442,7 +442,7 @@ def read_checkpoint(args, device):
         checkpoint = torch.load(args.resume, map_location=device, weights_only=True)
         saved = dict(checkpoint["args"])
     except Exception as e:
-        fail(f"--resume: {args.resume!r} is not a checkpoint written by --checkpoint-every ({type(e).__name__}); nothing was run")
+        fail(f"--resume: {args.resume!r} is not a checkpoint of --checkpoint-every ({type(e).__name__}); nothing was run")
     for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
         fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
     return checkpoint

@@ -497,9 +497,10 @@ def key_data(tree):
 def write_checkpoint(path, train, rb, step, progress, args):
     """`train`: the train state and the PRNG keys. Atomic: a kill mid-write leaves the previous checkpoint whole."""
     rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
-    checkpoint = {"args": vars(args), "step": step, "progress": progress, "rngs": json.dumps(rngs, default=np.ndarray.tolist),
-                  "train": serialization.to_state_dict(jax.device_get(key_data(train))),
-                  "buffer": {"pos": rb.pos, "full": rb.full, **{f: getattr(rb, f)[: len(rb)] for f in BUFFER_FIELDS}}}  # fmt: skip
+    rngs = json.dumps(rngs, default=np.ndarray.tolist)  # Python ints of any size, which msgpack cannot store
+    buffer = {"pos": rb.pos, "full": rb.full, **{f: getattr(rb, f)[: len(rb)] for f in BUFFER_FIELDS}}
+    train = serialization.to_state_dict(jax.device_get(key_data(train)))
+    checkpoint = {"args": vars(args), "step": step, "progress": progress, "rngs": rngs, "train": train, "buffer": buffer}
     with open(path + ".tmp", "wb") as f:
         f.write(serialization.msgpack_serialize(checkpoint))
     os.replace(path + ".tmp", path)
@@ -512,7 +513,7 @@ def read_checkpoint(args):
             checkpoint = serialization.msgpack_restore(f.read())
         saved = dict(checkpoint["args"])
     except Exception as e:
-        fail(f"--resume: {args.resume!r} is not a checkpoint written by --checkpoint-every ({type(e).__name__}); nothing was run")
+        fail(f"--resume: {args.resume!r} is not a checkpoint of --checkpoint-every ({type(e).__name__}); nothing was run")
     for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
         fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
     return checkpoint
@@ -665,8 +666,8 @@ if __name__ == "__main__":
         if args.checkpoint_every and (terminations | truncations).any() and (global_step + 1 >= next_checkpoint or stop):
             obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
             obs = obs.astype(np.float32)
-            writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() is
-            writer = SummaryWriter(run_dir)  # not enough: it leaves queued events behind); the run goes on in a new file
+            writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() leaves
+            writer = SummaryWriter(run_dir, filename_suffix=f".{global_step + 1}")  # queued events behind): a new file
             write_checkpoint(checkpoint_path, (state, act_key, eval_key), rb, global_step + 1, [last_return, last_eval], args)
             next_checkpoint = global_step + 1 + args.checkpoint_every
             if stop:

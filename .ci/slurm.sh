@@ -93,6 +93,8 @@ SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# a requeued job waits cred_expire seconds before it starts again (default 120): 10 keeps the requeue test short
+AuthInfo=cred_expire=10
 MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -102,6 +104,8 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MinJobAge=300
 SchedulerType=sched/backfill
+# schedule every 5 s (default 60): a requeued job starts as soon as it may
+SchedulerParameters=sched_interval=5
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid

@@ -19,6 +19,9 @@ on forever, even on a cluster whose `sacct` does not answer.
 A sweep resumes: a job whose command exited 0 leaves `{log_dir}/{name}__{env}__{seed}.done`, naming its run folder
 `{runs_dir}/{env}__{exp_name}__{seed}__{time}`. A later launch skips every job whose `.done` has the same command
 and whose run folder still holds its TensorBoard event files, and runs the others. `--rerun-finished` runs them all.
+A job that was cut (killed, stopped, or its launcher stopped) after its run wrote `{exp_name}.qsm_checkpoint` (the
+scripts' `--checkpoint-every`) continues from it: the launch appends `--resume CHECKPOINT` to its command. On Slurm, a
+job whose time limit comes near, or that is preempted, stops at its checkpoint and is requeued to resume from it.
 """
 
 import argparse
@@ -35,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
+CHECKPOINT_EXIT = 75  # EX_TEMPFAIL: the training script stopped on a signal after writing its checkpoint ("resume me")
+
 
 @dataclass
 class Job:
@@ -45,10 +50,21 @@ class Job:
     log_path: str
     runs_dir: str = "runs"  # where the command writes its run folder (relative to the launcher's working directory)
     exp_name: str = ""  # the run folder's exp_name (`--exp-name` in the command, else the launcher's job name)
+    started_at: float = 0.0  # when the command was last started afresh: its run folder is the first one since
+    resume: Optional[str] = None  # the checkpoint this launch continues from, else None (a fresh start)
 
     @property
     def done_path(self):
         return self.log_path[: -len(".log")] + ".done"
+
+    @property
+    def started_path(self):
+        return self.log_path[: -len(".log")] + ".started"
+
+    @property
+    def launch_command(self):
+        """The command as run now. The records keep `command`, so a resumed job is the same job to a later launch."""
+        return self.command + ["--resume", self.resume] if self.resume else self.command
 
 
 @dataclass
@@ -69,6 +85,10 @@ class JobResult:
     def status(self):
         if self.skipped_run:
             return "ok (finished before)"
+        if self.returncode == 0 and self.job.resume:
+            return "ok (resumed)"
+        if self.returncode == CHECKPOINT_EXIT:
+            return "STOPPED (checkpoint written: launch again to resume)"
         if self.slurm_state is not None:
             if self.slurm_state.startswith("CANCELLED"):
                 return "CANCELLED"
@@ -105,27 +125,86 @@ def make_jobs(command, env_ids, seeds, name, log_dir, runs_dir="runs"):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Resuming a sweep: a job that exited 0 records its run folder; a later launch skips it while the event files are there
+# Resuming a sweep: a job that exited 0 records its run folder; a later launch skips it while the event files are there.
+# A job that did not finish resumes from the checkpoint its run folder holds, if an earlier launch of its command left one
 
 
 def event_files(run_dir):
     return glob.glob(os.path.join(run_dir, "events.out.tfevents.*")) if run_dir else []
 
 
-def mark_finished(job, started_at, log):
-    """After the command exited 0: find the run folder it wrote and record it in `job.done_path`.
-    Without event files there is nothing to resume from, so nothing is recorded and a re-launch runs the job again."""
-    prefix = os.path.join(job.runs_dir, f"{job.env_id.replace('/', '-')}__{job.exp_name}__{job.seed}__")
-    candidates = []
+def without_checkpoint_every(command):
+    flag = "--checkpoint-every"
+    return [
+        arg
+        for i, arg in enumerate(command)
+        if arg != flag and not arg.startswith(flag + "=") and not (i > 0 and command[i - 1] == flag)
+    ]
+
+
+def same_run(a, b):
+    """Whether two commands make the same run: equal but for `--checkpoint-every`, which does not change the run (a
+    resumed run is bit-identical to an uninterrupted one), so the records of runs made before the runners passed it
+    still match."""
+    return without_checkpoint_every(a) == without_checkpoint_every(b)
+
+
+def run_prefix(job):
+    return os.path.join(job.runs_dir, f"{job.env_id.replace('/', '-')}__{job.exp_name}__{job.seed}__")
+
+
+def run_folders(job, since):
+    """The job's run folders made since `since` (their names end with the script's start time), oldest first."""
+    prefix = run_prefix(job)
+    folders = []
     for path in glob.glob(glob.escape(prefix) + "*"):
         stamp = path[len(prefix) :]
-        if stamp.isdigit() and int(stamp) >= int(started_at) - 1 and event_files(path):
-            candidates.append((int(stamp), path))
-    if not candidates:
-        log.write(f"\n[launch] exit 0 but no event files under {prefix}*: a re-launch will run this job again\n")
+        if stamp.isdigit() and int(stamp) >= int(since) - 1:
+            folders.append((int(stamp), path))
+    return [path for _, path in sorted(folders)]
+
+
+def latest_checkpoint(job, since):
+    """The checkpoint in the newest run folder made since `since` that holds one, else None."""
+    for run_dir in reversed(run_folders(job, since)):
+        path = os.path.join(run_dir, f"{job.exp_name}.qsm_checkpoint")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def plan_start(job, resume=True, dry_run=False):
+    """Before the job runs: resume it from the checkpoint of an earlier launch of this command that did not finish, else
+    record a fresh start (`job.started_path`), so that a later launch finds this start's run folder and resumes it.
+    Only a launch of the same command counts: another command's checkpoint would not match the flags."""
+    try:
+        with open(job.started_path) as f:
+            record = json.load(f)
+        if resume and same_run(record["command"], job.command):
+            job.started_at, job.resume = record["started_at"], latest_checkpoint(job, record["started_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if job.resume or dry_run:
         return
-    run_dir = min(candidates)[1]  # the first folder since the start: a later launch of the same job writes a later one
-    record = {"command": job.command, "run_dir": run_dir, "finished_at": time.time()}
+    job.started_at = time.time()
+    os.makedirs(os.path.dirname(job.started_path), exist_ok=True)
+    with open(job.started_path + ".tmp", "w") as f:
+        json.dump({"command": job.command, "started_at": job.started_at}, f)
+    os.replace(job.started_path + ".tmp", job.started_path)
+
+
+def mark_finished(job, log):
+    """After the command exited 0: find the run folder it wrote and record it in `job.done_path`.
+    Without event files there is nothing to resume from, so nothing is recorded and a re-launch runs the job again."""
+    if job.resume:  # the run folder of the cut run, made before this launch
+        run_dirs = [os.path.dirname(job.resume)]
+    else:  # the first folder since the start: a later launch of the same job writes a later one
+        run_dirs = run_folders(job, job.started_at)
+    run_dirs = [path for path in run_dirs if event_files(path)]
+    if not run_dirs:
+        log.write(f"\n[launch] exit 0 but no event files under {run_prefix(job)}*: a re-launch will run this job again\n")
+        return
+    record = {"command": job.command, "run_dir": run_dirs[0], "finished_at": time.time()}
     with open(job.done_path + ".tmp", "w") as f:
         json.dump(record, f)
     os.replace(job.done_path + ".tmp", job.done_path)  # never a half-written record
@@ -138,9 +217,18 @@ def finished_run(job):
             record = json.load(f)
     except (OSError, ValueError):
         return None
-    if record.get("command") != job.command or not event_files(record.get("run_dir")):
+    if not same_run(record.get("command") or [], job.command) or not event_files(record.get("run_dir")):
         return None
     return record["run_dir"]
+
+
+def open_log(job):
+    """The job's log: a resumed job writes on after the lines of the run it continues."""
+    os.makedirs(os.path.dirname(job.log_path) or ".", exist_ok=True)
+    log = open(job.log_path, "a" if job.resume else "w")
+    log.write(f"$ {shlex.join(job.launch_command)}\n")
+    log.flush()
+    return log
 
 
 def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
@@ -154,15 +242,14 @@ def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
     def run_one(job):
         if stopping.is_set():
             return JobResult(job, None, 0.0)
-        os.makedirs(os.path.dirname(job.log_path) or ".", exist_ok=True)
         start = time.time()
-        with open(job.log_path, "w") as log:
-            log.write(f"$ {shlex.join(job.command)}\n")
-            log.flush()
-            proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        job.started_at = job.started_at or start  # (a job given without plan_start: its run folder comes after now)
+        with open_log(job) as log:
+            proc = subprocess.Popen(job.launch_command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             with lock:
                 running.add(proc)
-            echo(f"[launch] started  {job.name} {job.env_id} seed {job.seed} (pid {proc.pid}, log {job.log_path})")
+            how = "resumed" if job.resume else "started "
+            echo(f"[launch] {how} {job.name} {job.env_id} seed {job.seed} (pid {proc.pid}, log {job.log_path})")
             try:
                 returncode = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -173,7 +260,7 @@ def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
                 with lock:
                     running.discard(proc)
             if returncode == 0:
-                mark_finished(job, start, log)
+                mark_finished(job, log)
         result = JobResult(job, returncode, time.time() - start)
         echo(f"[launch] finished {job.name} {job.env_id} seed {job.seed}: {result.status} in {result.seconds:.0f} s")
         return result
@@ -187,8 +274,9 @@ def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
         with lock:
             for proc in running:  # each job is its own process group: stop it and its children
                 os.killpg(proc.pid, signal.SIGTERM)
-        echo("[launch] interrupted: stopped the running jobs")
-        return [f.result() if f.done() else JobResult(job, None, 0.0) for f, job in zip(futures, jobs)]
+        echo("[launch] interrupted: stopping the running jobs (a run with checkpoints writes one first)")
+        pool.shutdown(wait=True, cancel_futures=True)
+        return [f.result() if f.done() and not f.cancelled() else JobResult(job, None, 0.0) for f, job in zip(futures, jobs)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -197,34 +285,87 @@ def run_local(jobs, workers, threads_per_job=None, timeout=None, echo=print):
 # Slurm backend: one job array through submitit; the launcher stays on the login node and collects every outcome
 
 
-def run_on_node(job, threads, timeout, cwd):
+class CommandEnded(Exception):
+    """Raised by `NodeRun.checkpoint` (inside submitit's signal handler) when the command ended without a checkpoint to
+    resume from: the job then ends with the command's exit status instead of being requeued."""
+
+    def __init__(self, returncode):
+        super().__init__(f"the command ended with exit status {returncode}")
+        self.returncode = returncode
+
+
+class NodeRun:
     """What each Slurm job runs (pickled by submitit, called on the compute node): the command, its output to the job's
-    log, like the local pool. Returns the command's exit status; a job that dies here returns nothing."""
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    os.makedirs(os.path.dirname(job.log_path), exist_ok=True)
-    start = time.time()
-    with open(job.log_path, "w") as log:
-        slurm_id = os.environ.get("SLURM_JOB_ID")
-        if "SLURM_ARRAY_JOB_ID" in os.environ:
-            slurm_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-        log.write(f"$ {shlex.join(job.command)}\n[launch] Slurm job {slurm_id} on {os.uname().nodename}\n")
-        log.flush()
-        proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        try:
-            returncode = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            returncode = proc.wait()
-            log.write(f"\n[launch] killed after the --timeout of {timeout} s\n")
-        except BaseException as e:  # submitit's signal handlers raise here, e.g. near the time limit: stop the command
-            proc.terminate()
-            log.write(f"\n[launch] stopped: {type(e).__name__}: {e}\n")
-            raise
-        if returncode == 0:
-            mark_finished(job, start, log)
-    return returncode
+    log, like the local pool. Returns the command's exit status; a job that dies here returns nothing.
+
+    Slurm signals the job (SIGUSR2) `--slurm-signal-delay` seconds before its time limit, and when it is preempted;
+    submitit's handler then calls `checkpoint`, which stops the command at its checkpoint and has the job requeued. The
+    requeued job resumes from the newest checkpoint since the job's start: it finds it in the run folder, so the same
+    holds when Slurm requeues the job by itself (preemption in REQUEUE mode, node failure)."""
+
+    def __init__(self):
+        self.proc, self.log = None, None  # the running command and its log, for `checkpoint`; never pickled
+
+    def __call__(self, job, threads, timeout, cwd):
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(threads)
+        job.resume = latest_checkpoint(job, job.started_at) or job.resume  # an earlier attempt's, if requeued
+        with open_log(job) as log:
+            slurm_id = os.environ.get("SLURM_JOB_ID")
+            if "SLURM_ARRAY_JOB_ID" in os.environ:
+                slurm_id = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+            restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0"))  # set by Slurm in a requeued job
+            requeued = f", requeued {restarts}x" if restarts else ""
+            log.write(f"[launch] Slurm job {slurm_id} on {os.uname().nodename}{requeued}\n")
+            log.flush()
+            self.log = log
+            self.proc = subprocess.Popen(job.launch_command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+            try:
+                self.wait_unreaped(timeout)
+                signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # the command has ended: a late signal has nothing to stop
+                returncode = self.proc.wait()
+            except CommandEnded as e:
+                returncode = e.returncode
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                returncode = self.proc.wait()
+                log.write(f"\n[launch] killed after the --timeout of {timeout} s\n")
+            except BaseException as e:  # from submitit's handler: SystemExit once it requeued the job, else why it did not
+                if self.proc.poll() is None:
+                    self.proc.terminate()
+                if not isinstance(e, SystemExit):
+                    log.write(f"\n[launch] stopped: {type(e).__name__}: {e}\n")
+                raise
+            if returncode == 0:
+                mark_finished(job, log)
+        return returncode
+
+    def wait_unreaped(self, timeout):
+        """Wait for the command to end, leaving it for `Popen.wait` to reap. A signal handler that interrupts
+        `Popen.wait` cannot wait itself (the lock that `Popen.wait` holds is taken again: a deadlock), and one that
+        comes just after the command was reaped would find no exit status."""
+        deadline = None if timeout is None else time.time() + timeout
+        while os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            time.sleep(0.5)
+
+    def checkpoint(self, job, threads, timeout, cwd):
+        """Called by submitit's signal handler: stop the command (it writes its checkpoint at its next episode end and
+        exits with CHECKPOINT_EXIT), then return the call that the requeued job makes."""
+        from submitit.helpers import DelayedSubmission
+
+        if self.proc is not None:
+            self.log.write("\n[launch] Slurm's signal (time limit near, or preemption): stopping the run at its checkpoint\n")
+            self.log.flush()
+            self.proc.send_signal(signal.SIGUSR2)  # Slurm signals the command too, but not with `--signal=B:...`
+            returncode = self.proc.wait()
+            if returncode != CHECKPOINT_EXIT:  # finished meanwhile, or wrote no checkpoint: nothing to resume
+                raise CommandEnded(returncode)
+            self.log.write("[launch] checkpoint written: a requeued job resumes from it\n")
+            self.log.flush()
+        return DelayedSubmission(NodeRun(), job, threads, timeout, cwd)
 
 
 @dataclass
@@ -236,6 +377,10 @@ class SlurmOptions:
     mem: Optional[str] = None
     poll_s: float = 30.0  # how often the launcher asks Slurm (sacct, squeue) about unfinished jobs
     extra: Optional[Dict[str, str]] = None  # more sbatch options, e.g. {"account": "rl", "qos": "high"}
+    # Slurm's signal comes this long (and up to 30 s more) before the time limit: enough for a run to reach its next
+    # episode end and write its checkpoint (a 1000-step episode at 20 steps/s, and a 1e6-step buffer's few GB)
+    signal_delay_s: int = 180
+    requeues: int = 10  # how many times a job that reaches its time limit is requeued (preemptions do not count)
 
 
 def squeue_ids(array_ids):
@@ -262,8 +407,11 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
     log_dir = os.path.dirname(jobs[0].log_path)
-    executor = submitit.AutoExecutor(folder=os.path.join(log_dir, "slurm", "%j"), cluster="slurm")
+    executor = submitit.AutoExecutor(
+        folder=os.path.join(log_dir, "slurm", "%j"), cluster="slurm", slurm_max_num_timeout=options.requeues
+    )
     params = dict(name=jobs[0].name, timeout_min=options.time_min, cpus_per_task=options.cpus, slurm_array_parallelism=workers)
+    params["slurm_signal_delay_s"] = options.signal_delay_s
     if options.partition:
         params["slurm_partition"] = options.partition
     if options.gpus:
@@ -274,10 +422,12 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
         params["slurm_additional_parameters"] = dict(options.extra)
     executor.update_parameters(**params)
     n = len(jobs)
-    submitted = executor.map_array(run_on_node, jobs, [options.cpus] * n, [timeout] * n, [os.getcwd()] * n)
+    submitted = executor.map_array(NodeRun(), jobs, [options.cpus] * n, [timeout] * n, [os.getcwd()] * n)
     start = time.time()
     for job, sjob in zip(jobs, submitted):
-        echo(f"[launch] submitted {job.name} {job.env_id} seed {job.seed} as Slurm job {sjob.job_id} (log {job.log_path})")
+        how = "resumes from its checkpoint, " if job.resume else ""
+        job_id = sjob.job_id
+        echo(f"[launch] submitted {job.name} {job.env_id} seed {job.seed} as Slurm job {job_id} ({how}log {job.log_path})")
 
     results = [None] * n
     gone_since = {}  # job index -> when squeue first stopped listing it while it had no result
@@ -337,7 +487,7 @@ def collect(job, sjob, seconds):
     if sjob.paths.result_pickle.exists():
         try:
             returncode = sjob.result()
-        except Exception as e:  # run_on_node raised: submitit's time-limit signal, or e.g. an unwritable log folder
+        except Exception as e:  # NodeRun raised: not requeued after the time limit's signal, or e.g. an unwritable log
             state = "TIMEOUT" if "timed-out" in str(e) else final_state(sjob)
             if state in (None, "COMPLETED", "FAILED"):
                 state = f"job raised {type(e).__name__}"
@@ -384,6 +534,9 @@ def summary(results):
     skipped = sum(1 for r in results if r.skipped_run)
     if skipped:
         lines.append(f"({skipped} of them finished in an earlier launch and were not run again)")
+    resumed = sum(1 for r in results if r.job.resume and not r.skipped_run and r.returncode is not None)
+    if resumed:
+        lines.append(f"({resumed} resumed from the checkpoint of a run cut in an earlier launch)")
     return "\n".join(lines)
 
 
@@ -411,7 +564,9 @@ def parse_args(argv):
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="local", help="where the jobs run")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the command writes its run folders (to resume a sweep)")
-    parser.add_argument("--rerun-finished", action="store_true", help="run again the jobs that finished in an earlier launch")
+    parser.add_argument(
+        "--rerun-finished", action="store_true", help="run again, from the start, the jobs that finished in an earlier launch"
+    )
     slurm = parser.add_argument_group("Slurm (--backend slurm), per job")
     slurm.add_argument("--slurm-partition", default=None, help="partition (default: the cluster's default)")
     slurm.add_argument("--slurm-time", type=int, default=60, help="time limit in minutes")
@@ -420,6 +575,13 @@ def parse_args(argv):
     slurm.add_argument("--slurm-mem", default=None, help="memory per job, as sbatch --mem takes it (e.g. 4G)")
     slurm.add_argument("--slurm-poll", type=float, default=30.0, help="seconds between two queries of the job states")
     slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
+    slurm.add_argument(
+        "--slurm-signal-delay",
+        type=int,
+        default=180,
+        help="seconds before the time limit at which a job stops at its checkpoint, to be requeued and resume from it",
+    )
+    slurm.add_argument("--slurm-requeues", type=int, default=10, help="how often a job past its time limit is requeued")
     args = parser.parse_args(argv[:split])
     if args.workers is None:
         args.workers = 1 if args.backend == "local" else 256
@@ -430,6 +592,8 @@ def parse_args(argv):
             parser.error(f"--slurm-option takes KEY=VALUE, got {opt!r}")
     if args.slurm_time < 1 or args.slurm_cpus < 1 or args.slurm_gpus < 0 or args.slurm_poll <= 0:
         parser.error("--slurm-time and --slurm-cpus must be >= 1, --slurm-gpus >= 0, --slurm-poll > 0")
+    if args.slurm_signal_delay < 0 or args.slurm_requeues < 0:
+        parser.error("--slurm-signal-delay and --slurm-requeues must be >= 0")
     if args.name is None:  # the run's --exp-name if given (runs of one script under two names keep their own logs)
         scripts = [os.path.basename(c)[: -len(".py")] for c in command if c.endswith(".py")]
         args.name = scripts[0] if scripts else os.path.basename(command[0])
@@ -444,15 +608,22 @@ def parse_args(argv):
 def main(argv=None):
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     jobs = make_jobs(command, args.env_ids, args.seeds, args.name, args.log_dir, args.runs_dir)
-    done = {} if args.rerun_finished else {i: finished_run(job) for i, job in enumerate(jobs)}
-    done = {i: run_dir for i, run_dir in done.items() if run_dir}
+    finished = {i: finished_run(job) for i, job in enumerate(jobs)}
+    finished = {i: run_dir for i, run_dir in finished.items() if run_dir}
+    done = {} if args.rerun_finished else finished
+    todo = [job for i, job in enumerate(jobs) if i not in done]
+    for i, job in enumerate(jobs):
+        if i not in done:  # a finished run's checkpoint is not one to resume: --rerun-finished starts afresh
+            plan_start(job, resume=i not in finished, dry_run=args.dry_run)
     if args.dry_run:
         for i, job in enumerate(jobs):
-            print(f"# finished before, skipped: {shlex.join(job.command)}" if i in done else shlex.join(job.command))
+            print(f"# finished before, skipped: {shlex.join(job.command)}" if i in done else shlex.join(job.launch_command))
         return 0
-    todo = [job for i, job in enumerate(jobs) if i not in done]
     for i, run_dir in done.items():
         print(f"[launch] skipping {jobs[i].name} {jobs[i].env_id} seed {jobs[i].seed}: finished before ({run_dir})")
+    for job in todo:
+        if job.resume:
+            print(f"[launch] resuming {job.name} {job.env_id} seed {job.seed} from its checkpoint {job.resume}")
     threads = args.slurm_cpus if args.backend == "slurm" else args.threads_per_job
     print(f"[launch] {len(todo)} jobs on backend {args.backend}, {args.workers} at a time, {threads} thread(s) each")
     start = time.time()
@@ -467,6 +638,8 @@ def main(argv=None):
             args.slurm_mem,
             args.slurm_poll,
             dict(opt.split("=", 1) for opt in args.slurm_option),
+            args.slurm_signal_delay,
+            args.slurm_requeues,
         )
         ran = run_slurm(todo, args.workers, threads, args.timeout, options)
     else:

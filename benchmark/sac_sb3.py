@@ -116,7 +116,7 @@ class TensorboardCallback(BaseCallback):
         for tag, deterministic in modes.items():
             with torch.random.fork_rng(devices=[]):  # sampled actions must not move the training's random stream
                 returns, _ = evaluate_policy(
-                    self.model, self.eval_envs[tag], self.args.eval_episodes, deterministic=deterministic, return_episode_rewards=True
+                    self.model, self.eval_envs[tag], self.args.eval_episodes, deterministic, return_episode_rewards=True
                 )
             self.writer.add_scalar(tag, float(np.mean(returns)), step)
             self.last_eval = float(np.mean(returns)) if deterministic else self.last_eval

@@ -4,7 +4,8 @@
 # in PyTorch on Hopper-v4 only; seeds 1 2 3, 256x256 nets, batch 256, 5k warm-up steps, 10 evaluation episodes every 5k.
 # 39 jobs in one pool, two side by side with one thread each.
 # Hopper-v4 comes first, all four algorithms, then each other env, so a partial study already compares on one env.
-# Resumable: the launcher skips the jobs whose .done record is in runs/logs/study_50k (rerun this script to go on).
+# Resumable: rerun this script to go on. The launcher skips the jobs whose .done record is in runs/logs/study_50k and
+# resumes the QSM runs that were cut from their last checkpoint (the runners pass --checkpoint-every 10000).
 # At the end benchmark/plot.py writes benchmark/figures/study_50k_*.png, benchmark/study_50k.csv (one row per run, with
 # its command) and benchmark/study_50k.md: the table, the IQM and benchmark/diagnostics.py's table.
 #   benchmark/study_50k.sh               DRY_RUN=1 benchmark/study_50k.sh   (print the 39 commands, run nothing)

@@ -100,9 +100,9 @@ def runner_env(tmp_path, **variables):
 @pytest.mark.parametrize(
     "runner, script",
     [
-        ("qsm.sh", "qsm_continuous_action.py"),
-        ("qsm_jax.sh", "qsm_continuous_action_jax.py"),
-        ("sac.sh", "benchmark/sac_sb3.py"),
+        ("qsm.sh", "qsm_continuous_action.py --no-progress --checkpoint-every 10000"),  # the QSM runs resume when cut
+        ("qsm_jax.sh", "qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000"),
+        ("sac.sh", "benchmark/sac_sb3.py --no-progress"),
     ],
 )
 def test_runner_commands(runner, script, tmp_path):
@@ -116,7 +116,7 @@ def test_runner_commands(runner, script, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 6
-    assert lines[0] == f"{sys.executable} {script} --no-progress --total-timesteps 100 --env-id Hopper-v4 --seed 1"
+    assert lines[0] == f"{sys.executable} {script} --total-timesteps 100 --env-id Hopper-v4 --seed 1"
 
 
 def test_sac_sb3_logs_the_same_tags(tmp_path):
@@ -437,7 +437,8 @@ def test_variants_runner_commands(tmp_path):
     runner = ["/bin/bash", os.path.join(ROOT, "benchmark", "variants.sh")]
     proc = subprocess.run([*runner, "--total-timesteps", "100"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    python, rest = f"{sys.executable} qsm_continuous_action.py --no-progress", "--total-timesteps 100 --env-id Walker2d-v4"
+    python = f"{sys.executable} qsm_continuous_action.py --no-progress --checkpoint-every 10000"
+    rest = "--total-timesteps 100 --env-id Walker2d-v4"
     assert proc.stdout.strip().splitlines() == [
         f"{python} --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box {rest} --seed 1",
         f"{python} --normalize-q-grad --m-q 1 --box-prior --exp-name qsm_norm1_box {rest} --seed 2",
@@ -457,13 +458,14 @@ def test_study_50k_commands(tmp_path):
     assert proc.returncode == 0, proc.stderr
     flags = "--hidden-dim 256 --batch-size 256 --total-timesteps 50000 --learning-starts 5000 --eval-frequency 5000"
     flags += " --eval-episodes 10"
-    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress"
+    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000"
     algos = [
         f"{jax} --exp-name qsm_jax_reference {flags}",
         f"{jax} --exp-name qsm_jax_improved --normalize-q-grad --box-prior --m-q 1 {flags}",
         f"{sys.executable} benchmark/sac_sb3.py --no-progress --exp-name sac_sb3 {flags}",
     ]
-    torch = f"{sys.executable} qsm_continuous_action.py --no-progress --exp-name qsm_torch_reference {flags}"
+    torch = f"{sys.executable} qsm_continuous_action.py --no-progress --checkpoint-every 10000 --exp-name qsm_torch_reference"
+    torch += f" {flags}"
     expected = []
     for env_id in ["Hopper-v4", "Walker2d-v4", "HalfCheetah-v4", "dm_control/walker-walk-v0"]:  # Hopper-v4 first, complete
         for command in algos + ([torch] if env_id == "Hopper-v4" else []):

@@ -3,7 +3,8 @@
 The module's fixture brings up a one-node Slurm with accounting (`.ci/slurm.sh up`: munged, MariaDB, slurmdbd,
 slurmctld, slurmd on loopback) unless one already answers, and stops what it started at the end. Where Slurm cannot be
 installed (not root, no apt-get) the Slurm tests skip with the script's reason; with CI=true they fail instead.
-The resume tests at the end need no Slurm.
+A QSM run longer than its job's time limit is requeued and resumes from its checkpoint until it is done. The resume
+tests at the end need no Slurm: a launch again skips the finished jobs and resumes the cut ones from their checkpoints.
 """
 
 import glob
@@ -18,6 +19,7 @@ import time
 import uuid
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmark"))
@@ -89,6 +91,22 @@ def row(stdout, seed):
 
 def submitted_ids(stdout):
     return [line.split("as Slurm job ")[1].split()[0] for line in stdout.splitlines() if "as Slurm job" in line]
+
+
+def scalar_steps(run_dir):
+    """The steps of each scalar tag in the run folder's event files, read as TensorBoard reads them (every event file
+    of the folder, and a resumed run's purge step, which drops what the cut run logged after its checkpoint)."""
+    acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def assert_continuous(run_dir, total, learning_starts, eval_frequency):
+    """Every step that a Pendulum run (200-step episodes) logs, once, in order, from the first to the last."""
+    steps = scalar_steps(run_dir)
+    assert steps["charts/episodic_return"] == list(range(199, total, 200))
+    assert steps["losses/qf1_loss"] == list(range(learning_starts, total, 100))
+    assert steps["eval/episodic_return"] == sorted({*range(eval_frequency - 1, total, eval_frequency), total - 1})
 
 
 @pytest.fixture
@@ -229,6 +247,38 @@ def test_slurm_time_limit_is_a_failure(slurm, tmp_path):
     assert "FAILED (Slurm: TIMEOUT)" in row(proc.stdout, 1)
 
 
+def test_slurm_job_past_its_time_limit_is_requeued_and_resumes(slurm, tmp_path):
+    """A QSM run longer than its 1-minute time limit. Slurm's signal comes 5 s (and up to 30 s more) before the limit:
+    25 to 55 s into the first attempt, 49 s into the requeued ones (they start 11 s after a 30-s check of the limits).
+    The run writes its checkpoint and stops, the job is requeued and resumes from it, until the run is done. Only these
+    stops write checkpoints (--checkpoint-every is beyond the run)."""
+    total = 45000  # 105 s of training on an idle 2-core machine (430 steps/s): still running at 55 s up to 800 steps/s
+    run = ["--total-timesteps", str(total), "--learning-starts", "100", "--batch-size", "16", "--hidden-dim", "16"]
+    run += ["--eval-episodes", "1", "--eval-frequency", "4000", "--checkpoint-every", "100000"]
+    command = [sys.executable, os.path.join(ROOT, "qsm_continuous_action_jax.py"), "--no-progress", *run]
+    cmd = [sys.executable, LAUNCH, "--backend", "slurm", "--env-ids", "Pendulum-v1", "--seeds", "1"]
+    cmd += ["--log-dir", str(tmp_path / "logs"), "--slurm-poll", "2", "--slurm-time", "1", "--slurm-signal-delay", "5"]
+    start = time.time()
+    proc = subprocess.run([*cmd, "--", *command], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    print(f"\n[test] requeued run: {time.time() - start:.0f} s")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 of 1 jobs finished with exit status 0, 0 failed" in proc.stdout
+    (job_id,) = submitted_ids(proc.stdout)
+    sacct = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State", "-j", job_id], capture_output=True, text=True)
+    states = sacct.stdout.split()
+    assert len(states) >= 2, f"the run finished before Slurm's signal: make it longer for this CPU ({states})"
+    assert set(states[:-1]) == {"REQUEUED"} and states[-1] == "COMPLETED", states
+
+    (run_dir,) = glob.glob(str(tmp_path / "runs" / "Pendulum-v1__qsm_continuous_action_jax__1__*"))
+    log = (tmp_path / "logs" / "qsm_continuous_action_jax__Pendulum-v1__1.log").read_text()
+    checkpoint = os.path.join(run_dir, "qsm_continuous_action_jax.qsm_checkpoint")
+    commands = [line for line in log.splitlines() if line.startswith("$ ")]
+    assert len(commands) == len(states) and log.count("stopped by signal") == len(states) - 1, log
+    assert all(line.endswith(f"--resume {checkpoint}") for line in commands[1:]), log  # each requeued attempt resumed
+    assert json.loads((tmp_path / "logs" / "qsm_continuous_action_jax__Pendulum-v1__1.done").read_text())["run_dir"] == run_dir
+    assert_continuous(run_dir, total, learning_starts=100, eval_frequency=4000)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Resuming a sweep (any backend; shown here on the local one, no Slurm needed)
 
@@ -308,6 +358,164 @@ def test_the_done_record_names_the_jobs_own_run_folder(tmp_path):
     assert proc.returncode == 0 and ran == ["1"]
     own, twin = sorted(glob.glob(str(tmp_path / "runs" / "EnvA__evjob__1__*")))
     assert json.loads((tmp_path / "logs" / "evjob__EnvA__1.done").read_text())["run_dir"] == own
+
+
+# A stand-in for the training scripts' --checkpoint-every / --resume: one step every 10 ms, an "episode" every 10 steps,
+# the logged steps one per line in a file named like an event file. At the first episode end after every
+# --checkpoint-every steps it writes {exp_name}.qsm_checkpoint (the step reached) into its run folder; SIGUSR2 or
+# SIGTERM make it write one at the next episode end and exit 75. `--resume PATH` continues in PATH's run folder from the
+# stored step, dropping the logged steps after it (as TensorBoard's purge_step does). It kills itself with SIGKILL
+# right after a checkpoint while a file `kill_{seed}` is in its working directory (the file is removed).
+CHECKPOINT_JOB = textwrap.dedent(
+    """
+    import argparse, json, os, signal, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--env-id"); p.add_argument("--seed", type=int); p.add_argument("--exp-name", default="ckjob")
+    p.add_argument("--total-timesteps", type=int, default=100); p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--resume"); p.add_argument("--step-s", type=float, default=0.01)
+    a = p.parse_args()
+    stop = []
+    if a.checkpoint_every:
+        for sig in (signal.SIGUSR2, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.append(True))
+    if a.resume:
+        run, start = os.path.dirname(a.resume), json.load(open(a.resume))["step"]
+    else:
+        run, start = f"runs/{a.env_id}__{a.exp_name}__{a.seed}__{int(time.time())}", 0
+        os.makedirs(run)
+    with open("trace.txt", "a") as f:
+        f.write(f"{a.seed} {'resume' if a.resume else 'start'} {start}\\n")
+    events = os.path.join(run, "events.out.tfevents.0.fake")
+    logged = open(events).read().split() if a.resume else []
+    with open(events, "w") as f:
+        f.writelines(f"{s}\\n" for s in logged if int(s) < start)
+    checkpoint, last = os.path.join(run, f"{a.exp_name}.qsm_checkpoint"), start
+    for step in range(start, a.total_timesteps):
+        time.sleep(a.step_s)
+        with open(events, "a") as f:
+            f.write(f"{step}\\n")
+        if a.checkpoint_every and (step + 1) % 10 == 0 and (step + 1 - last >= a.checkpoint_every or stop):
+            with open(checkpoint + ".tmp", "w") as f:
+                json.dump({"step": step + 1}, f)
+            os.replace(checkpoint + ".tmp", checkpoint)
+            last = step + 1
+            if os.path.exists(f"kill_{a.seed}"):
+                os.remove(f"kill_{a.seed}")
+                os.kill(os.getpid(), signal.SIGKILL)
+            if stop:
+                raise SystemExit(75)
+    """
+)
+
+
+def launch_checkpointing(tmp_path, seeds, *args, job_args=("--checkpoint-every", "30")):
+    """The launcher over CHECKPOINT_JOB; returns its process and the lines the jobs wrote to trace.txt."""
+    job = tmp_path / "ckjob.py"
+    job.write_text(CHECKPOINT_JOB)
+    cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", *map(str, seeds), "--log-dir", str(tmp_path / "logs")]
+    cmd += [*args, "--", sys.executable, str(job), *job_args]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    trace = tmp_path / "trace.txt"
+    lines = trace.read_text().splitlines() if trace.exists() else []
+    trace.unlink(missing_ok=True)
+    return proc, lines
+
+
+def logged_steps(run_dir):
+    return [int(s) for s in open(os.path.join(run_dir, "events.out.tfevents.0.fake")).read().split()]
+
+
+def test_a_job_killed_after_its_checkpoint_resumes_from_it(tmp_path):
+    (tmp_path / "kill_1").touch()  # seed 1 dies with SIGKILL right after its first checkpoint, at step 30
+    proc, trace = launch_checkpointing(tmp_path, [1, 2])
+    assert proc.returncode == 1 and trace == ["1 start 0", "2 start 0"], proc.stdout
+    assert "FAILED (killed by SIGKILL)" in proc.stdout
+    (run_dir,) = glob.glob(str(tmp_path / "runs" / "EnvA__ckjob__1__*"))
+    assert not (tmp_path / "logs" / "ckjob__EnvA__1.done").exists()
+
+    proc, trace = launch_checkpointing(tmp_path, [1, 2])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert trace == ["1 resume 30"]  # seed 2 finished before; seed 1 goes on from its checkpoint's step
+    checkpoint = os.path.join(run_dir, "ckjob.qsm_checkpoint")
+    assert f"[launch] resuming ckjob EnvA seed 1 from its checkpoint {checkpoint}" in proc.stdout
+    assert "ok (resumed)" in proc.stdout and "(1 resumed from the checkpoint of a run cut in an earlier launch)" in proc.stdout
+    assert glob.glob(str(tmp_path / "runs" / "EnvA__ckjob__1__*")) == [run_dir]  # no second run folder
+    assert logged_steps(run_dir) == list(range(100))  # every step logged once
+    done = json.loads((tmp_path / "logs" / "ckjob__EnvA__1.done").read_text())
+    assert done["run_dir"] == run_dir and "--resume" not in done["command"]  # the job's own command: a later launch knows it
+    log = (tmp_path / "logs" / "ckjob__EnvA__1.log").read_text()
+    assert log.count("$ ") == 2 and log.splitlines()[-1].endswith(f"--resume {checkpoint}")  # the log goes on
+
+    proc, trace = launch_checkpointing(tmp_path, [1, 2])
+    assert proc.returncode == 0 and trace == [] and proc.stdout.count("ok (finished before)") == 2
+
+    # --rerun-finished starts afresh, and never from a finished run's checkpoint
+    proc, trace = launch_checkpointing(tmp_path, [1], "--rerun-finished")
+    assert proc.returncode == 0 and trace == ["1 start 0"], proc.stdout
+
+
+def test_a_qsm_run_killed_with_its_launcher_resumes_when_launched_again(tmp_path):
+    """The JAX script through the launcher, both killed with SIGKILL after the run's first checkpoint (at step 600):
+    the same launch again resumes the run in its folder, and its curves join without a gap or an overlap."""
+    run = ["--total-timesteps", "1200", "--learning-starts", "100", "--batch-size", "16", "--hidden-dim", "16"]
+    run += ["--eval-episodes", "1", "--eval-frequency", "400", "--checkpoint-every", "600"]
+    cmd = [sys.executable, LAUNCH, "--env-ids", "Pendulum-v1", "--seeds", "1", "--log-dir", str(tmp_path / "logs"), "--"]
+    cmd += [sys.executable, os.path.join(ROOT, "qsm_continuous_action_jax.py"), "--no-progress", *run]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # the launcher's lines as they come
+    launcher = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=env)
+    job_pid = int(next(line for line in launcher.stdout if "started" in line).split("(pid ")[1].split(",")[0])
+    deadline = time.time() + 120
+    while not glob.glob(str(tmp_path / "runs" / "*" / "*.qsm_checkpoint")) and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(job_pid, signal.SIGKILL)  # the job is its own process group
+    launcher.kill()
+    launcher.communicate()
+    (run_dir,) = glob.glob(str(tmp_path / "runs" / "Pendulum-v1__qsm_continuous_action_jax__1__*"))
+    assert not (tmp_path / "logs" / "qsm_continuous_action_jax__Pendulum-v1__1.done").exists()
+
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok (resumed)" in proc.stdout
+    assert glob.glob(str(tmp_path / "runs" / "*")) == [run_dir]
+    assert json.loads((tmp_path / "logs" / "qsm_continuous_action_jax__Pendulum-v1__1.done").read_text())["run_dir"] == run_dir
+    assert_continuous(run_dir, 1200, learning_starts=100, eval_frequency=400)
+
+
+def test_a_stopped_job_resumes_and_another_command_starts_afresh(tmp_path):
+    # --timeout sends SIGTERM: the job writes its checkpoint at its next episode end and exits 75
+    run = ("--checkpoint-every", "30", "--total-timesteps", "300")
+    proc, trace = launch_checkpointing(tmp_path, [1], "--timeout", "1.5", job_args=run)
+    assert proc.returncode == 1 and trace == ["1 start 0"], proc.stdout
+    assert "STOPPED (checkpoint written: launch again to resume)" in proc.stdout
+    (run_dir,) = glob.glob(str(tmp_path / "runs" / "EnvA__ckjob__1__*"))
+    stopped_at = json.load(open(os.path.join(run_dir, "ckjob.qsm_checkpoint")))["step"]
+    assert 0 < stopped_at < 300
+
+    # the same run with another --checkpoint-every is the same job; a command that differs otherwise is another run
+    other = ("--checkpoint-every", "30", "--total-timesteps", "250")
+    proc, trace = launch_checkpointing(tmp_path, [1], "--dry-run", job_args=other)
+    assert "--resume" not in proc.stdout and trace == []  # another command's checkpoint is not resumed
+    proc, trace = launch_checkpointing(tmp_path, [1], job_args=("--checkpoint-every", "20", "--total-timesteps", "300"))
+    assert proc.returncode == 0 and trace == [f"1 resume {stopped_at}"], proc.stdout
+    assert logged_steps(run_dir) == list(range(300))
+    proc, trace = launch_checkpointing(tmp_path, [1], job_args=run)  # finished, whichever --checkpoint-every
+    assert proc.returncode == 0 and trace == [] and "ok (finished before)" in proc.stdout
+
+
+def test_ctrl_c_stops_the_jobs_at_their_checkpoints(tmp_path):
+    (tmp_path / "ckjob.py").write_text(CHECKPOINT_JOB)
+    cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", "1", "--log-dir", str(tmp_path / "logs"), "--"]
+    cmd += [sys.executable, str(tmp_path / "ckjob.py"), "--checkpoint-every", "1000"]
+    launcher = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    while not (tmp_path / "trace.txt").exists():  # the job is running, with its signal handlers
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGINT)
+    out = launcher.communicate(timeout=30)[0]
+    summary = out.split("[launch] summary")[1]  # the table waits for the stopped jobs
+    assert launcher.returncode == 1 and "STOPPED (checkpoint written: launch again to resume)" in summary, out
+    (tmp_path / "trace.txt").unlink()
+    proc, trace = launch_checkpointing(tmp_path, [1], job_args=("--checkpoint-every", "1000"))
+    assert proc.returncode == 0 and len(trace) == 1 and trace[0].startswith("1 resume "), proc.stdout
 
 
 def test_slurm_interrupt_cancels_unfinished_jobs(slurm, tmp_path):

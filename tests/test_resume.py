@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = {"torch": "qsm_continuous_action.py", "jax": "qsm_continuous_action_jax.py"}
 # Pendulum with 100-step episodes (truncations): a checkpoint at the first episode end after every 300 steps
 RUN = [
-    "--env-id", "Pendulum-v1", "--total-timesteps", "2000", "--learning-starts", "200", "--batch-size", "32",
-    "--hidden-dim", "32", "--max-episode-steps", "100", "--eval-frequency", "500", "--eval-episodes", "2",
+    "--env-id", "Pendulum-v1", "--total-timesteps", "1200", "--learning-starts", "200", "--batch-size", "16",
+    "--hidden-dim", "16", "--max-episode-steps", "100", "--eval-frequency", "500", "--eval-episodes", "2",
     "--checkpoint-every", "300", "--save-model", "--no-progress", "--normalize-q-grad",
 ]  # fmt: skip
 
@@ -75,7 +75,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_bit_for_bit(uninterrupted, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     assert run_folder(tmp_path) == run_dir  # the same folder, with the event files of both processes
     expected, got = scalars(whole), scalars(run_dir)
-    assert set(got) == set(expected) and len(expected["losses/qf1_loss"]) == 18  # steps 200, 300, ..., 1900
+    assert set(got) == set(expected) and len(expected["losses/qf1_loss"]) == 10  # steps 200, 300, ..., 1100
     for tag in expected:
         assert got[tag] == expected[tag], tag  # same steps, same values: no gap, no overlap
     ours, theirs = parameters(framework, run_dir), parameters(framework, whole)
@@ -112,7 +112,7 @@ def bad_run(framework, cwd, *args):
     return result.stderr
 
 
-@pytest.mark.parametrize("change", [["--m-q", "7"], ["--env-id", "MountainCarContinuous-v0"], ["--seed", "2"]])
+@pytest.mark.parametrize("change", [["--m-q", "7"], ["--env-id", "MountainCarContinuous-v0"]])
 def test_resume_refuses_other_algorithm_flags(stopped, change):
     framework, cwd, *_ = stopped
     (checkpoint,) = glob.glob(str(cwd / "runs" / "*" / "*.qsm_checkpoint"))
@@ -127,7 +127,7 @@ def test_resume_refuses_a_truncated_or_crafted_checkpoint(stopped, tmp_path):
         data = f.read()
     truncated = tmp_path / "truncated.qsm_checkpoint"
     truncated.write_bytes(data[: len(data) // 2])
-    assert "is not a checkpoint written by --checkpoint-every" in bad_run(framework, tmp_path, "--resume", str(truncated))
+    assert "is not a checkpoint of --checkpoint-every" in bad_run(framework, tmp_path, "--resume", str(truncated))
 
     class Evil:  # unpickling this runs a command
         def __reduce__(self):
@@ -138,6 +138,6 @@ def test_resume_refuses_a_truncated_or_crafted_checkpoint(stopped, tmp_path):
         torch.save({"args": Evil()}, crafted)
     else:
         crafted.write_bytes(pickle.dumps({"args": Evil()}))
-    assert "is not a checkpoint written by --checkpoint-every" in bad_run(framework, tmp_path, "--resume", str(crafted))
+    assert "is not a checkpoint of --checkpoint-every" in bad_run(framework, tmp_path, "--resume", str(crafted))
     assert not (tmp_path / "code_ran").exists()
     assert not (tmp_path / "runs").exists()  # nothing started
