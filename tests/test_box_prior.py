@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import seeds
 import qsm_continuous_action as qsm
 
 
@@ -53,8 +54,13 @@ def test_without_q_signal_the_chain_piles_at_the_bounds_unless_the_box_prior_hol
     assert hist.min() > 0.09 and hist.max() < 0.16, hist
 
 
+@pytest.mark.learning
+@pytest.mark.parametrize("seed", seeds(0))
 @pytest.mark.parametrize("box_prior", [False, True])
-def test_flat_reward_bandit_saturates_only_without_the_box_prior(box_prior):
-    samples = bandit.train_bandit(lambda a: torch.zeros(a.shape[0], 1), m_q=1.0, box_prior=box_prior)
+def test_flat_reward_bandit_saturates_only_without_the_box_prior(box_prior, check, seed):
+    samples = bandit.train_bandit(lambda a: torch.zeros(a.shape[0], 1), m_q=1.0, box_prior=box_prior, seed=seed)
+    hist = np.histogram(samples, bins=10, range=(-1, 1))[0]
     at_bounds = np.mean(np.abs(samples) >= 0.999)
-    assert (at_bounds < 0.05) if box_prior else (at_bounds > 0.3), np.histogram(samples, bins=10, range=(-1, 1))
+    # seeds 0-7 x the float paths of tests/numerics_matrix.sh (2026-12-02): 0.655-0.688 without the box prior, 0 with it;
+    # with the box prior's term left out of the target (a broken flag), 0.68 with the flag on
+    check("at bounds", at_bounds, below=0.05, context=hist) if box_prior else check("at bounds", at_bounds, above=0.3)

@@ -2,6 +2,7 @@
 JAX reverse chain, and the flat-reward bandit trained with the JAX update."""
 
 import bandit_jax
+from conftest import seeds
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,8 +92,14 @@ def test_update_with_the_box_prior_compiles_once():
     assert update._cache_size() == 1
 
 
+@pytest.mark.learning
+@pytest.mark.parametrize("seed", seeds(0))
 @pytest.mark.parametrize("box_prior", [False, True])
-def test_flat_reward_bandit_saturates_only_without_the_box_prior(box_prior):
-    samples = bandit_jax.train_bandit(lambda a: np.zeros((a.shape[0], 1), np.float32), m_q=1.0, box_prior=box_prior)
+def test_flat_reward_bandit_saturates_only_without_the_box_prior(box_prior, check, seed):
+    flat = lambda a: np.zeros((a.shape[0], 1), np.float32)  # noqa: E731
+    samples = bandit_jax.train_bandit(flat, m_q=1.0, box_prior=box_prior, seed=seed)
+    hist = np.histogram(samples, bins=10, range=(-1, 1))[0]
     at_bounds = np.mean(np.abs(samples) >= 0.999)
-    assert (at_bounds < 0.05) if box_prior else (at_bounds > 0.3), np.histogram(samples, bins=10, range=(-1, 1))
+    # seeds 0-7 x the float paths of tests/numerics_matrix.sh (2026-12-02): 0.645-0.686 without the box prior, 0 with it;
+    # with the box prior's term left out of the target (a broken flag), 0.68 with the flag on
+    check("at bounds", at_bounds, below=0.05, context=hist) if box_prior else check("at bounds", at_bounds, above=0.3)

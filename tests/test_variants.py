@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import seeds
 import qsm_continuous_action as qsm
 
 VARIANTS = {"normalize_q_grad": dict(normalize_q_grad=True), "box_prior": dict(box_prior=True)}
@@ -43,8 +44,14 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
     assert plain_loss.item() > 0.1  # without the flag the target moves with the scale
 
 
+@pytest.mark.learning
+@pytest.mark.parametrize("seed", seeds(0))
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_bandit_still_learns_with_each_flag(toy, variant):
-    samples = toy.train_bandit(toy.one_peak, m_q=1.0, **VARIANTS[variant])
-    assert np.mean(np.abs(samples - 0.4) < 0.2) > 0.5, np.histogram(samples, bins=10, range=(-1, 1))
-    assert abs(samples.mean() - 0.4) < 0.15
+def test_bandit_still_learns_with_each_flag(toy, variant, check, seed):
+    samples = toy.train_bandit(toy.one_peak, m_q=1.0, seed=seed, **VARIANTS[variant])
+    hist = np.histogram(samples, bins=10, range=(-1, 1))[0]
+    # A uniform policy has 20% within 0.2 of the argmax 0.4 and mean 0. Over seeds 0-7 and the float paths of
+    # tests/numerics_matrix.sh (2026-12-02), both scripts: near 0.4, 0.50-0.59 with --normalize-q-grad and 0.59-1.00
+    # with --box-prior; mean 0.44-0.52 and 0.30-0.40. With the actor target's sign flipped: near 0.4, 0.006-0.024.
+    check("near 0.4", np.mean(np.abs(samples - 0.4) < 0.2), above=0.4, context=hist)
+    check("mean", samples.mean(), above=0.2, below=0.65, context=hist)
