@@ -505,7 +505,8 @@ def test_a_stopped_job_resumes_and_another_command_starts_afresh(tmp_path):
 def test_ctrl_c_stops_the_jobs_at_their_checkpoints(tmp_path):
     (tmp_path / "ckjob.py").write_text(CHECKPOINT_JOB)
     cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", "1", "--log-dir", str(tmp_path / "logs"), "--"]
-    cmd += [sys.executable, str(tmp_path / "ckjob.py"), "--checkpoint-every", "1000"]
+    job_args = ("--checkpoint-every", "1000", "--total-timesteps", "500")  # 5 s: still running when Ctrl-C comes
+    cmd += [sys.executable, str(tmp_path / "ckjob.py"), *job_args]
     launcher = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     while not (tmp_path / "trace.txt").exists():  # the job is running, with its signal handlers
         time.sleep(0.05)
@@ -514,7 +515,7 @@ def test_ctrl_c_stops_the_jobs_at_their_checkpoints(tmp_path):
     summary = out.split("[launch] summary")[1]  # the table waits for the stopped jobs
     assert launcher.returncode == 1 and "STOPPED (checkpoint written: launch again to resume)" in summary, out
     (tmp_path / "trace.txt").unlink()
-    proc, trace = launch_checkpointing(tmp_path, [1], job_args=("--checkpoint-every", "1000"))
+    proc, trace = launch_checkpointing(tmp_path, [1], job_args=job_args)
     assert proc.returncode == 0 and len(trace) == 1 and trace[0].startswith("1 resume "), proc.stdout
 
 
@@ -528,7 +529,7 @@ def test_slurm_interrupt_cancels_unfinished_jobs(slurm, tmp_path):
     array_id = submitted_ids("".join(lines))[0].split("_")[0]
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=60)[0]
+    out = proc.communicate(timeout=180)[0]  # a loaded machine's Slurm takes its time to answer sacct and scancel
     assert proc.returncode == 1
     assert "interrupted: cancelled the unfinished Slurm jobs" in out
     assert "0 of 2 jobs finished with exit status 0, 2 failed" in out
