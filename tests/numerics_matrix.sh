@@ -2,7 +2,7 @@
 # The learning tests (marker `learning`) under every float path of the grid, over seeds 0-7, with a report of the worst
 # value each measured quantity reached against its threshold. A threshold must clear the whole grid with margin:
 # float results differ between CPUs (Intel, AMD with AVX-512), and these paths reproduce that spread on one machine.
-#   tests/numerics_matrix.sh                  # the whole grid, two paths at a time (about 45 minutes on 2 cores)
+#   tests/numerics_matrix.sh                  # the whole grid, two paths at a time (about 1 h of both cores: 700 runs)
 #   SEEDS=0-2 JOBS=1 K=two_maxima tests/numerics_matrix.sh     # a part of it: K is a pytest -k expression
 # Each run records into $OUT/<path>.jsonl (conftest.py's `check` records instead of asserting); exit 1 if any value
 # crossed its threshold.
