@@ -443,12 +443,14 @@ def read_checkpoint(args, device):
         saved = dict(checkpoint["args"])
     except Exception as e:
         fail(f"--resume: {args.resume!r} is not a checkpoint of --checkpoint-every ({type(e).__name__}); nothing was run")
-    for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
-        fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
+    if changed := [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value]:
+        fail(f"--resume: --{changed[0].replace('_', '-')} is {getattr(args, changed[0])!r}, the checkpoint's run has "
+             f"{saved.get(changed[0])!r}")  # fmt: skip
     return checkpoint
 
 
 def restore_checkpoint(checkpoint, modules, q_grad_rms, rb):
+    """Everything back in place; returns the step to go on from and the progress line's latest returns."""
     for name, module in modules.items():
         module.load_state_dict(checkpoint["modules"][name])
     if q_grad_rms is not None:
@@ -461,6 +463,7 @@ def restore_checkpoint(checkpoint, modules, q_grad_rms, rb):
     np.random.set_state(rngs["numpy"])
     rb.rng.bit_generator.state = rngs["buffer"]
     torch.set_rng_state(checkpoint["torch_rng"])
+    return checkpoint["step"], checkpoint["progress"]
 
 
 if __name__ == "__main__":
@@ -522,12 +525,10 @@ if __name__ == "__main__":
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_step, (last_return, last_eval) = 0, (float("nan"), float("nan"))
     modules = dict(eps_theta=eps_theta, qf1=qf1, qf2=qf2, qf1_target=qf1_target, qf2_target=qf2_target,
                    q_optimizer=q_optimizer, actor_optimizer=actor_optimizer, actor_scheduler=actor_scheduler)  # fmt: skip
-    if checkpoint:
-        restore_checkpoint(checkpoint, modules, q_grad_rms, rb)
-        start_step, (last_return, last_eval) = checkpoint["step"], checkpoint["progress"]
+    fresh = 0, (float("nan"), float("nan"))  # the step, and the progress line's latest training and evaluation returns
+    start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, modules, q_grad_rms, rb) if checkpoint else fresh
     checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
     stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
     for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
@@ -597,7 +598,7 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
-        if args.checkpoint_every and (terminations | truncations).any() and (global_step + 1 >= next_checkpoint or stop):
+        if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
             obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
             writer.flush()  # every curve up to here is on disk before the checkpoint says so
             write_checkpoint(checkpoint_path, modules, q_grad_rms, rb, global_step + 1, [last_return, last_eval], args)

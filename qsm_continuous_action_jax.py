@@ -489,9 +489,12 @@ RESUMABLE = {"total_timesteps", "checkpoint_every", "resume", "save_model", "pro
 BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
 
 
+is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731  (a typed PRNG key array)
+
+
 def key_data(tree):
     """PRNG keys as their raw uint32 data, which msgpack can store."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
 
 
 def write_checkpoint(path, train, rb, step, progress, args):
@@ -514,15 +517,16 @@ def read_checkpoint(args):
         saved = dict(checkpoint["args"])
     except Exception as e:
         fail(f"--resume: {args.resume!r} is not a checkpoint of --checkpoint-every ({type(e).__name__}); nothing was run")
-    for name in [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value][:1]:
-        fail(f"--resume: --{name.replace('_', '-')} is {getattr(args, name)!r}, the checkpoint's run has {saved.get(name)!r}")
+    if changed := [name for name, value in vars(args).items() if name not in RESUMABLE and saved.get(name) != value]:
+        fail(f"--resume: --{changed[0].replace('_', '-')} is {getattr(args, changed[0])!r}, the checkpoint's run has "
+             f"{saved.get(changed[0])!r}")  # fmt: skip
     return checkpoint
 
 
 def restore_checkpoint(checkpoint, train, rb):
-    """`train` (the train state and the PRNG keys) as the checkpoint holds it; the buffer and the other RNGs in place."""
+    """The buffer and the RNGs in place; returns `train` (the train state and the PRNG keys) as the checkpoint holds it,
+    the step to go on from and the progress line's latest returns."""
     restored = serialization.from_state_dict(key_data(train), checkpoint["train"])
-    is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731
     restored = jax.tree.map(lambda x, like: jax.random.wrap_key_data(x) if is_key(like) else jnp.asarray(x), restored, train)
     for f in BUFFER_FIELDS:
         getattr(rb, f)[: len(checkpoint["buffer"][f])] = checkpoint["buffer"][f]
@@ -531,7 +535,7 @@ def restore_checkpoint(checkpoint, train, rb):
     random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
     np.random.set_state(rngs["numpy"])
     rb.rng.bit_generator.state = rngs["buffer"]
-    return restored
+    return restored, checkpoint["step"], checkpoint["progress"]
 
 
 if __name__ == "__main__":
@@ -592,10 +596,10 @@ if __name__ == "__main__":
     sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
-    start_step, (last_return, last_eval) = 0, (float("nan"), float("nan"))
+    train, start_step, (last_return, last_eval) = (state, act_key, eval_key), 0, (float("nan"), float("nan"))
     if checkpoint:
-        state, act_key, eval_key = restore_checkpoint(checkpoint, (state, act_key, eval_key), rb)
-        start_step, (last_return, last_eval) = checkpoint["step"], checkpoint["progress"]
+        train, start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, train, rb)
+    state, act_key, eval_key = train
     checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
     stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
     for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
@@ -663,7 +667,7 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
-        if args.checkpoint_every and (terminations | truncations).any() and (global_step + 1 >= next_checkpoint or stop):
+        if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
             obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
             obs = obs.astype(np.float32)
             writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() leaves
