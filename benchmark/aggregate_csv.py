@@ -1,0 +1,61 @@
+"""The final-return table and the IQM from the CSVs that `plot.py --csv` writes, for runs whose event files are gone.
+
+    python benchmark/aggregate_csv.py benchmark/study_50k.csv benchmark/crossq_50k.csv --algos sac_sb3 qsm_jax_improved
+
+A study whose runs ran on other machines or in other sessions joins another one this way: the rows carry each run's
+final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return; then the IQM of the
+normalised returns with 95% stratified-bootstrap intervals, by plot.py's rules (the same normalisation: per env, 0 and
+1 are the lowest and highest final evaluation return of the algorithms that enter; an algorithm enters only with the
+same number of seeds on every env). Of two rows with the same env, algorithm and seed, the later one counts.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot import iqm_intervals, mean_std, normalised_scores  # noqa: E402
+
+
+def read_rows(paths, algos=None):
+    """(env, algo) -> {seed: final eval return} over the CSVs, later rows replacing earlier ones."""
+    finals = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row["final_eval_return"] and (not algos or row["algorithm"] in algos):
+                    finals.setdefault((row["task"], row["algorithm"]), {})[int(row["seed"])] = float(row["final_eval_return"])
+    return finals
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csvs", nargs="+", help="CSV files written by plot.py --csv")
+    parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms (default: all)")
+    parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
+    args = parser.parse_args(argv)
+
+    finals = read_rows(args.csvs, args.algos)
+    if not finals:
+        print("aggregate_csv.py: error: no rows with a final evaluation return", file=sys.stderr)
+        return 2
+    table = {key: {"eval_finals": np.array([v for _, v in sorted(runs.items())])} for key, runs in finals.items()}
+    print("| env | algorithm | seeds | final eval return |\n|---|---|---|---|")
+    for (env, algo), entry in sorted(table.items()):
+        mean, std = mean_std(entry["eval_finals"])
+        print(f"| {env} | {algo} | {len(entry['eval_finals'])} | {mean:.1f} ± {std:.1f} |")
+    scores, ranges = normalised_scores(table)
+    if scores:
+        print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
+        for env, (low, high) in ranges.items():
+            print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}")
+        for algo, (point, (low, high)) in sorted(iqm_intervals(scores, args.bootstrap_reps).items()):
+            print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
