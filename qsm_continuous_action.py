@@ -113,6 +113,8 @@ class Args:
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
+    crossq: bool = False
+    """beyond the paper: CrossQ critics (Bhatt et al., 2024): batch norm, no target networks, Adam beta1 = 0.5"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
@@ -136,11 +138,13 @@ def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None)
     return thunk
 
 
-def mlp(in_dim, hidden_dim, num_layers, out_dim, activation):
+def mlp(in_dim, hidden_dim, num_layers, out_dim, activation, norm=None):
+    """(Linear, activation) x num_layers, then Linear; `norm(width)`, if given, on the input and after each activation."""
     dims = [in_dim] + [hidden_dim] * num_layers
-    return nn.Sequential(
-        *[m for i, o in zip(dims, dims[1:]) for m in (nn.Linear(i, o), activation())], nn.Linear(dims[-1], out_dim)
-    )
+    layers = [norm(in_dim)] if norm else []
+    for i, o in zip(dims, dims[1:]):
+        layers += [nn.Linear(i, o), activation()] + ([norm(o)] if norm else [])
+    return nn.Sequential(*layers, nn.Linear(dims[-1], out_dim))
 
 
 def xavier_init(module):
@@ -151,11 +155,14 @@ def xavier_init(module):
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU. With `batch_norm` (--crossq), batch norm on the input and after
+    each hidden layer: on the batch's statistics in training mode, on their running averages in evaluation mode."""
 
-    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2):
+    def __init__(self, obs_dim, act_dim, hidden_dim=512, num_layers=2, batch_norm=False):
         super().__init__()
-        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU)
+        # momentum and epsilon of CrossQ's batch renorm, which is plain batch norm for its first 100k updates
+        norm = (lambda width: nn.BatchNorm1d(width, momentum=0.01, eps=1e-3)) if batch_norm else None
+        self.net = mlp(obs_dim + act_dim, hidden_dim, num_layers, 1, nn.ReLU, norm)
         self.apply(xavier_init)
 
     def forward(self, obs, actions):
@@ -251,10 +258,17 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     with torch.no_grad():
         sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
         next_actions = (sampled_actions + args.exploration_noise * torch.randn_like(sampled_actions)).clamp(-1.0, 1.0)
-        min_q_next = torch.min(*(q_targ(next_obs, next_actions) for q_targ in critic_targets))
-        # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
-        q_target = rewards + args.gamma * (1.0 - terminations) * min_q_next
-    q_values = [q(obs, actions) for q in critics]
+    if args.crossq:  # no targets: (s, a) and (s', a') through the critics as one batch, so batch norm sees both
+        both = torch.cat([obs, next_obs]), torch.cat([actions, next_actions])
+        q_values, q_next = zip(*(q.train()(*both).chunk(2) for q in critics))
+        for q in critics:
+            q.eval()  # elsewhere (the actor's grad_a Q), batch norm uses its running averages
+    else:
+        with torch.no_grad():
+            q_next = [q_targ(next_obs, next_actions) for q_targ in critic_targets]
+        q_values = [q(obs, actions) for q in critics]
+    # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
+    q_target = (rewards + args.gamma * (1.0 - terminations) * torch.min(*q_next)).detach()
     return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
@@ -290,7 +304,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
     actor_optimizer.step()
 
     with torch.no_grad():
-        for q, q_targ in zip(critics, critic_targets):
+        for q, q_targ in zip(critics, critic_targets) if not args.crossq else ():  # --crossq has no targets
             for p, p_targ in zip(q.parameters(), q_targ.parameters()):
                 p_targ.lerp_(p, args.tau)
     metrics = {
@@ -511,10 +525,12 @@ if __name__ == "__main__":
 
     eps_theta = Denoiser(obs_dim, act_dim, args.hidden_dim, args.num_layers).to(device)
     qf1, qf2 = (
-        QNetwork(obs_dim, act_dim, args.critic_hidden_dim or args.hidden_dim, args.num_layers).to(device) for _ in "12"
+        QNetwork(obs_dim, act_dim, args.critic_hidden_dim or args.hidden_dim, args.num_layers, args.crossq).to(device)
+        for _ in "12"
     )
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
-    q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr)
+    q_betas = (0.5 if args.crossq else 0.9, 0.999)  # CrossQ's beta1
+    q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr, betas=q_betas)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
     optimizers = (q_optimizer, actor_optimizer)
     actor_scheduler = optim.lr_scheduler.LambdaLR(  # cosine decay to 0 over actor_lr_decay_steps updates

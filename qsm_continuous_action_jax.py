@@ -109,6 +109,8 @@ class Args:
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
+    crossq: bool = False
+    """beyond the paper: CrossQ critics (Bhatt et al., 2024): batch norm, no target networks, Adam beta1 = 0.5"""
 
 
 def make_env(env_id, seed, idx, capture_video, run_name, max_episode_steps=None):
@@ -137,16 +139,23 @@ dense = partial(nn.Dense, kernel_init=nn.initializers.xavier_uniform(), bias_ini
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU."""
+    """Q(s, a): concat[s, a] -> hidden -> ... -> 1, ReLU. With `batch_norm` (--crossq), batch norm on the input and after
+    each hidden layer: on the batch's statistics in training, on their running averages otherwise."""
 
     hidden_dim: int = 512
     num_layers: int = 2
+    batch_norm: bool = False
+    train: bool = False
 
     @nn.compact
     def __call__(self, obs, actions):
+        # momentum and epsilon of CrossQ's batch renorm, which is plain batch norm for its first 100k updates
+        norm = partial(nn.BatchNorm, use_running_average=not self.train, momentum=0.99, epsilon=1e-3)
         x = jnp.concatenate([obs, actions], -1)
+        x = norm()(x) if self.batch_norm else x
         for _ in range(self.num_layers):
             x = nn.relu(dense(self.hidden_dim)(x))
+            x = norm()(x) if self.batch_norm else x
         return dense(1)(x)  # (B, 1)
 
 
@@ -155,13 +164,13 @@ class TwinQNetwork(nn.Module):
 
     hidden_dim: int = 512
     num_layers: int = 2
+    batch_norm: bool = False
 
     @nn.compact
-    def __call__(self, obs, actions):
-        twin = nn.vmap(
-            QNetwork, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2
-        )
-        return twin(self.hidden_dim, self.num_layers)(obs, actions)  # (2, B, 1): Q1 then Q2
+    def __call__(self, obs, actions, train=False):
+        axes = {"params": 0, "batch_stats": 0}
+        twin = nn.vmap(QNetwork, variable_axes=axes, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2)
+        return twin(self.hidden_dim, self.num_layers, self.batch_norm, train)(obs, actions)  # (2, B, 1): Q1 then Q2
 
 
 class FourierFeatures(nn.Module):
@@ -272,12 +281,17 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     sampled_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
     noise = args.exploration_noise * jax.random.normal(noise_key, sampled_actions.shape)
     next_actions = jnp.clip(sampled_actions + noise, -1, 1)
-    min_q_next = critic.apply(critic_target_params, next_obs, next_actions).min(0)
+    if args.crossq:  # no targets: (s, a) and (s', a') through the critics as one batch, so batch norm sees both
+        both = jnp.concatenate([obs, next_obs]), jnp.concatenate([actions, next_actions])
+        q_both, updates = critic.apply(critic_params, *both, train=True, mutable=["batch_stats"])
+        (q_values, q_next), batch_stats = jnp.split(q_both, 2, axis=1), updates["batch_stats"]
+    else:
+        q_next, batch_stats = critic.apply(critic_target_params, next_obs, next_actions), None
+        q_values = critic.apply(critic_params, obs, actions)  # (2, B, 1)
     # only a true termination stops the bootstrap: a time-limit truncation is not the end of the task
-    q_target = jax.lax.stop_gradient(rewards + args.gamma * (1.0 - terminations) * min_q_next)
-    q_values = critic.apply(critic_params, obs, actions)  # (2, B, 1)
+    q_target = jax.lax.stop_gradient(rewards + args.gamma * (1.0 - terminations) * q_next.min(0))
     qf_losses = ((q_values - q_target) ** 2).mean(axis=(1, 2))
-    return qf_losses.sum(), (qf_losses, q_values, sampled_actions)
+    return qf_losses.sum(), (qf_losses, q_values, sampled_actions, batch_stats)
 
 
 def actor_loss(
@@ -337,11 +351,13 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     @jax.jit
     def qsm_update(state, batch):
         key, critic_key, actor_key = jax.random.split(state.key, 3)
-        (_, (qf_losses, q_values, sampled_actions)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
-            state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key
-        )
+        (_, (qf_losses, q_values, sampled_actions, batch_stats)), critic_grads = jax.value_and_grad(
+            critic_loss_fn, has_aux=True
+        )(state.critic_params, state.critic_target_params, state.eps_params, batch, critic_key)
         critic_updates, critic_opt_state = critic_tx.update(critic_grads, state.critic_opt_state, state.critic_params)
         critic_params = optax.apply_updates(state.critic_params, critic_updates)
+        if args.crossq:  # the running averages that the actor's grad_a Q uses
+            critic_params = {**critic_params, "batch_stats": batch_stats}
 
         q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
         (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
@@ -350,7 +366,9 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
 
-        critic_target_params = optax.incremental_update(critic_params, state.critic_target_params, args.tau)
+        critic_target_params = state.critic_target_params  # unused with --crossq
+        if not args.crossq:
+            critic_target_params = optax.incremental_update(critic_params, critic_target_params, args.tau)
         eps_norm, q_grad_norm = jnp.linalg.norm(eps, axis=-1), jnp.linalg.norm(q_grad, axis=-1)
         metrics = {
             "losses/qf1_loss": qf_losses[0],
@@ -585,8 +603,9 @@ if __name__ == "__main__":
     act_dim = envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
-    critic = TwinQNetwork(args.critic_hidden_dim or args.hidden_dim, args.num_layers)  # Q1, Q2; the targets live in `state`
-    critic_tx = optax.adam(args.critic_lr)
+    # Q1, Q2; the targets live in `state`
+    critic = TwinQNetwork(args.critic_hidden_dim or args.hidden_dim, args.num_layers, batch_norm=args.crossq)
+    critic_tx = optax.adam(args.critic_lr, b1=0.5 if args.crossq else 0.9)  # CrossQ's beta1
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)
     schedule = ddpm_schedule(args.diffusion_steps)

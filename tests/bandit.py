@@ -51,11 +51,12 @@ def train_bandit(
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
     eps_theta = qsm.Denoiser(obs_dim, act_dim, hidden, 2)
-    critics = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in range(2))
-    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2) for _ in critics)
+    critics = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.crossq) for _ in range(2))
+    critic_targets = tuple(qsm.QNetwork(obs_dim, act_dim, hidden, 2, args.crossq) for _ in critics)
     for q, q_targ in zip(critics, critic_targets):
         q_targ.load_state_dict(q.state_dict())
-    q_optimizer = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=1e-3)
+    q_betas = (0.5 if args.crossq else 0.9, 0.999)  # as the script sets them
+    q_optimizer = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=1e-3, betas=q_betas)
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
     actor_optimizer = torch.optim.Adam(eps_theta.parameters(), lr=1e-2)
     schedule = qsm.ddpm_schedule(5)

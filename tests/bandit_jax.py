@@ -38,9 +38,9 @@ def train_bandit(
     """`bandit.train_bandit` with the JAX script's update: the same bandit or two-state chain, the same returns."""
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
-    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2)
+    eps_theta, critic = qsm.Denoiser(act_dim, hidden, 2), qsm.TwinQNetwork(hidden, 2, batch_norm=args.crossq)
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
-    actor_tx, critic_tx = optax.adam(1e-2), optax.adam(1e-3)
+    actor_tx, critic_tx = optax.adam(1e-2), optax.adam(1e-3, b1=0.5 if args.crossq else 0.9)  # b1 as the script sets it
     schedule = qsm.ddpm_schedule(5)
     key, init_key, act_key, sample_key = jax.random.split(jax.random.key(seed), 4)
     state = qsm.init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)

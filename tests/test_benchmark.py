@@ -507,3 +507,20 @@ def test_study_50k_commands(tmp_path):
     assert len(expected) == 39
     assert proc.stdout.strip().splitlines() == expected
     assert not (tmp_path / "logs").exists()  # a dry run writes nothing
+
+
+def test_lever_50k_commands(tmp_path):
+    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"))
+    runner = os.path.join(ROOT, "benchmark", "lever_50k.sh")
+    proc = subprocess.run(["/bin/bash", runner, "qsm_jax_x", "--crossq"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    flags = "--hidden-dim 256 --batch-size 256 --total-timesteps 50000 --learning-starts 5000 --eval-frequency 5000"
+    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000 --exp-name qsm_jax_x"
+    expected = [
+        f"{jax} --crossq {flags} --eval-episodes 10 --env-id {env_id} --seed {seed}"
+        for env_id in ["Hopper-v4", "HalfCheetah-v4", "Walker2d-v4", "dm_control/walker-walk-v0"]
+        for seed in (1, 2, 3)
+    ]
+    assert proc.stdout.strip().splitlines() == expected  # the study's settings, Hopper-v4 and HalfCheetah-v4 first
+    assert not (tmp_path / "logs").exists()
+    assert subprocess.run(["/bin/bash", runner], capture_output=True, env=env).returncode == 2  # no name: usage

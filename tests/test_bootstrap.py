@@ -102,7 +102,7 @@ def jax_critic_target(batch, exploration_noise):
     args = qsm_jax.Args(gamma=GAMMA, temperature=0.0, exploration_noise=exploration_noise)
     online = {"v": jax.random.normal(jax.random.key(1), (2, B, 1))}
     loss = lambda p: qsm_jax.critic_loss(p, {}, None, batch, jax.random.key(0), ChainTo(), Critics(), schedule, args)  # noqa
-    grads, (_, _, sampled) = jax.grad(loss, has_aux=True)(online)
+    grads, (_, _, sampled, _) = jax.grad(loss, has_aux=True)(online)
     ys = np.asarray(online["v"] - B / 2 * grads["v"])
     return list(ys), seen, np.asarray(sampled)
 

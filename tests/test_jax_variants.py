@@ -77,3 +77,23 @@ def test_update_carries_the_running_rms_in_its_state_and_compiles_once():
         assert float(metrics["qsm/q_grad_rms"]) > 1e-6
         assert np.isfinite(float(metrics["losses/actor_loss"]))
     assert update._cache_size() == 1  # the running RMS is part of the jitted state: no retrace from step to step
+
+
+def test_crossq_critics_see_both_batches_as_one_and_keep_no_targets():
+    # --crossq: one update moves the input batch norm's running mean 1% of the way (momentum 0.99) to the mean of
+    # [s; s'] (the first 3 inputs): (s, a) and (s', a') went through the critics as one batch. The targets stay as
+    # they were, and the critics in evaluation mode (the actor's grad_a Q) take a batch of one.
+    args = qsm.Args(batch_size=16, hidden_dim=16, crossq=True)
+    eps_theta, critic = qsm.Denoiser(2, 16), qsm.TwinQNetwork(16, batch_norm=True)
+    actor_tx, critic_tx = optax.adam(1e-3), optax.adam(1e-3, b1=0.5)
+    state = qsm.init_qsm_state(jax.random.key(0), eps_theta, critic, actor_tx, critic_tx, obs_dim=3, act_dim=2)
+    update = qsm.make_qsm_update(eps_theta, critic, actor_tx, critic_tx, qsm.ddpm_schedule(5), args)
+    rng = np.random.default_rng(0)
+    obs, actions, rewards = (rng.uniform(-1, 1, (16, dim)).astype(np.float32) for dim in (3, 2, 1))
+    new, _ = update(state, (obs, actions, rewards, obs + 3.0, np.zeros((16, 1), np.float32)))
+    running_mean = new.critic_params["batch_stats"]["VmapQNetwork_0"]["BatchNorm_0"]["mean"]  # (2 critics, 5 inputs)
+    expected = 0.01 * np.concatenate([obs, obs + 3.0]).mean(0)
+    np.testing.assert_allclose(running_mean[:, :3], np.stack([expected, expected]), rtol=1e-5)
+    same = jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a == b)), new.critic_target_params, state.critic_target_params)
+    assert all(jax.tree_util.tree_leaves(same))
+    assert critic.apply(new.critic_params, obs[:1], actions[:1]).shape == (2, 1, 1)

@@ -5,7 +5,7 @@ from conftest import seeds
 import numpy as np
 import pytest
 
-IMPROVED = {"normalize_q_grad": True, "m_q": 1.0, "box_prior": True}
+IMPROVED = {"normalize_q_grad": True, "box_prior": True}  # and M_q = 1, train_bandit's second argument below
 
 
 @pytest.mark.learning
@@ -18,13 +18,30 @@ def test_improved_recipe_on_the_bandits(toy, check, seed):
     # tests/numerics_matrix.sh (2026-12-02): near 0.4 0.94-1.00, median 0.28-0.33, below 0 0.33-0.51, at bounds 0.
     # Broken updates, at seed 0: without the box prior's term in the target, near 0.4 is 0.52-0.55; with the target's
     # sign flipped, 0.03-0.05 (the samples at -1).
-    flags = dict(IMPROVED)
-    m_q = flags.pop("m_q")
-    one = toy.train_bandit(toy.one_peak, m_q, seed=seed, **flags)
+    one = toy.train_bandit(toy.one_peak, 1.0, seed=seed, **IMPROVED)
     hist = np.histogram(one, bins=10, range=(-1, 1))[0]
     check("one peak: near 0.4", near(one, 0.4), above=0.8, context=hist)
     check("one peak: median", np.median(one), above=0.2, below=0.37, context=hist)  # below the argmax: the undershoot
-    two = toy.train_bandit(toy.two_peaks, m_q, seed=seed, **flags)
+    two = toy.train_bandit(toy.two_peaks, 1.0, seed=seed, **IMPROVED)
     hist = np.histogram(two, bins=10, range=(-1, 1))[0]
     check("two peaks: at bounds", np.mean(np.abs(two) >= 0.999), below=0.01, context=hist)
     check("two peaks: below 0", np.mean(two < 0), above=0.25, below=0.75, context=hist)  # roughly symmetric
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("seed", seeds(0))
+def test_improved_recipe_with_crossq_critics_on_the_chain(toy, check, seed):
+    # test_learning.py's two-state chain, with the improved recipe and --crossq: batch-normed critics with no targets,
+    # so the bootstrap Q(A, a) = r(a) + gamma * E[Q(B, a')] goes through the same critics in the same batch.
+    # Q(B, 0.4) = 1 and Q(A, 0.4) = 1 + gamma * E[r(a')]. Ranges over seeds 0-7 x the float paths of
+    # tests/numerics_matrix.sh (2026-12-02, Intel Xeon), torch / jax: near 0.4 0.57-1.00 / 0.66-1.00, Q(B) 0.97-1.08 /
+    # 0.96-1.07, Q(A) 1.40-1.55 / 1.42-1.59. Broken updates, at seed 0: the termination mask dropped, Q(B) 1.97-1.99;
+    # Q(s', a') read from the (s, a) half of the batch, Q(A) 1.93-2.02. (Gradients let through the target's half
+    # pass this test: on the toy they reach the same values.)
+    samples, models = toy.train_bandit(
+        toy.shifted_peak, 1.0, chain=True, gamma=0.5, return_models=True, seed=seed, crossq=True, **IMPROVED
+    )
+    hist = np.histogram(samples, bins=10, range=(-1, 1))[0]
+    check("chain: near 0.4", near(samples, 0.4), above=0.45, context=hist)
+    check("chain: Q(B, 0.4)", toy.q_value(models, 1.0, 0.4), above=0.85, below=1.15)
+    check("chain: Q(A, 0.4)", toy.q_value(models, 0.0, 0.4), above=1.3, below=1.7)

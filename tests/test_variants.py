@@ -55,3 +55,24 @@ def test_bandit_still_learns_with_each_flag(toy, variant, check, seed):
     # with --box-prior; mean 0.44-0.52 and 0.30-0.40. With the actor target's sign flipped: near 0.4, 0.006-0.024.
     check("near 0.4", np.mean(np.abs(samples - 0.4) < 0.2), above=0.4, context=hist)
     check("mean", samples.mean(), above=0.2, below=0.65, context=hist)
+
+
+def test_crossq_critics_see_both_batches_as_one_and_keep_no_targets():
+    # --crossq: one update moves the input batch norm's running mean 1% of the way (momentum 0.01 in PyTorch's terms)
+    # to the mean of [s; s'] (the first 3 inputs): (s, a) and (s', a') went through the critics as one batch. The
+    # targets stay as they were, and the critics are left in evaluation mode (the actor's grad_a Q), on running averages.
+    torch.manual_seed(0)
+    args = qsm.Args(batch_size=16, hidden_dim=16, crossq=True)
+    eps_theta = qsm.Denoiser(3, 2, 16)
+    critics = tuple(qsm.QNetwork(3, 2, 16, batch_norm=True) for _ in range(2))
+    targets = tuple(qsm.QNetwork(3, 2, 16, batch_norm=True) for _ in critics)
+    before = [p.clone() for q in targets for p in q.state_dict().values()]
+    optimizers = torch.optim.Adam([p for q in critics for p in q.parameters()], 1e-3), torch.optim.Adam(eps_theta.parameters())
+    obs, actions, rewards = (torch.rand(16, dim) * 2 - 1 for dim in (3, 2, 1))
+    qsm.qsm_update((obs, actions, rewards, obs + 3.0, torch.zeros(16, 1)), eps_theta, critics, targets, optimizers,
+                   qsm.ddpm_schedule(5), args)  # fmt: skip
+    expected = 0.01 * torch.cat([obs, obs + 3.0]).mean(0)
+    for q in critics:
+        torch.testing.assert_close(q.net[0].running_mean[:3], expected)
+        assert not q.training
+    assert all(torch.equal(a, b) for a, b in zip(before, (p for q in targets for p in q.state_dict().values())))
