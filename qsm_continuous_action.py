@@ -108,7 +108,7 @@ class Args:
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-    # Beyond the paper (off by default; docs/beyond_the_paper.md). The improved recipe: --normalize-q-grad --box-prior --m-q 1
+    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --normalize-q-grad --box-prior --m-q 1 --crossq
     normalize_q_grad: bool = False
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
     box_prior: bool = False
@@ -290,8 +290,7 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None,
 
 
 def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, args, q_grad_rms=None):
-    """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
-    `optimizers`: (the critics' optimizer, the denoiser's)."""
+    """One training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
     q_optimizer, actor_optimizer = optimizers
     qf_losses, q_values, sampled_actions = critic_loss(critics, critic_targets, eps_theta, schedule, batch, args)
     q_optimizer.zero_grad()
@@ -308,19 +307,16 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
             for p, p_targ in zip(q.parameters(), q_targ.parameters()):
                 p_targ.lerp_(p, args.tau)
     metrics = {
-        "losses/qf1_loss": qf_losses[0].detach(),
-        "losses/qf2_loss": qf_losses[1].detach(),
-        "losses/qf1_values": q_values[0].detach().mean(),
-        "losses/qf2_values": q_values[1].detach().mean(),
+        **{f"losses/qf{i}_loss": loss.detach() for i, loss in zip("12", qf_losses)},
+        **{f"losses/qf{i}_values": v.detach().mean() for i, v in zip("12", q_values)},
         "losses/actor_loss": a_loss.detach(),
         "qsm/q_grad_norm": q_grad.norm(dim=-1).mean(),
         "qsm/eps_norm": eps.norm(dim=-1).mean(),
         "qsm/eps_q_grad_cosine": F.cosine_similarity(eps, -q_grad, dim=-1).mean(),
         # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
         "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
+        **({} if q_grad_rms is None else {"qsm/q_grad_rms": q_grad_rms.value}),
     }
-    if q_grad_rms is not None:
-        metrics["qsm/q_grad_rms"] = q_grad_rms.value
     return metrics
 
 
@@ -520,23 +516,18 @@ if __name__ == "__main__":
         [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    obs_dim = envs.single_observation_space.shape[0]
-    act_dim = envs.single_action_space.shape[0]
+    obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(obs_dim, act_dim, args.hidden_dim, args.num_layers).to(device)
-    qf1, qf2 = (
-        QNetwork(obs_dim, act_dim, args.critic_hidden_dim or args.hidden_dim, args.num_layers, args.crossq).to(device)
-        for _ in "12"
-    )
+    critic_width = args.critic_hidden_dim or args.hidden_dim
+    qf1, qf2 = (QNetwork(obs_dim, act_dim, critic_width, args.num_layers, args.crossq).to(device) for _ in "12")
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
     q_betas = (0.5 if args.crossq else 0.9, 0.999)  # CrossQ's beta1
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr, betas=q_betas)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
-    optimizers = (q_optimizer, actor_optimizer)
-    actor_scheduler = optim.lr_scheduler.LambdaLR(  # cosine decay to 0 over actor_lr_decay_steps updates
-        actor_optimizer,
-        lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps)),
-    )
+    optimizers = (q_optimizer, actor_optimizer)  # as qsm_update takes them
+    cosine = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps))  # noqa: E731
+    actor_scheduler = optim.lr_scheduler.LambdaLR(actor_optimizer, cosine)  # cosine decay to 0 over actor_lr_decay_steps
     schedule = ddpm_schedule(args.diffusion_steps, device)
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
@@ -559,9 +550,7 @@ if __name__ == "__main__":
         if global_step < args.learning_starts:
             actions = np.random.uniform(-1.0, 1.0, size=(1, act_dim)).astype(np.float32)
         else:
-            actions = ddpm_sample(
-                eps_theta, torch.as_tensor(obs, dtype=torch.float32, device=device), schedule, args.temperature
-            )
+            actions = ddpm_sample(eps_theta, torch.as_tensor(obs, device=device).float(), schedule, args.temperature)
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
 
         # TRY NOT TO MODIFY: execute the game and log data.
@@ -582,10 +571,8 @@ if __name__ == "__main__":
 
         # ALGO LOGIC: training.
         if global_step >= args.learning_starts:
-            batch = rb.sample(args.batch_size, device)
-            metrics = qsm_update(
-                batch, eps_theta, (qf1, qf2), (qf1_target, qf2_target), optimizers, schedule, args, q_grad_rms
-            )
+            critics, critic_targets, batch = (qf1, qf2), (qf1_target, qf2_target), rb.sample(args.batch_size, device)
+            metrics = qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, args, q_grad_rms)
             actor_scheduler.step()
 
             losses = torch.stack([metrics["losses/qf1_loss"], metrics["losses/qf2_loss"], metrics["losses/actor_loss"]])

@@ -104,7 +104,7 @@ class Args:
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-    # Beyond the paper (off by default; docs/beyond_the_paper.md). The improved recipe: --normalize-q-grad --box-prior --m-q 1
+    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --normalize-q-grad --box-prior --m-q 1 --crossq
     normalize_q_grad: bool = False
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
     box_prior: bool = False
@@ -366,15 +366,12 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
 
-        critic_target_params = state.critic_target_params  # unused with --crossq
-        if not args.crossq:
-            critic_target_params = optax.incremental_update(critic_params, critic_target_params, args.tau)
+        polyak = optax.incremental_update(critic_params, state.critic_target_params, args.tau)
+        critic_target_params = state.critic_target_params if args.crossq else polyak  # --crossq has no targets
         eps_norm, q_grad_norm = jnp.linalg.norm(eps, axis=-1), jnp.linalg.norm(q_grad, axis=-1)
         metrics = {
-            "losses/qf1_loss": qf_losses[0],
-            "losses/qf2_loss": qf_losses[1],
-            "losses/qf1_values": q_values[0].mean(),
-            "losses/qf2_values": q_values[1].mean(),
+            **{f"losses/qf{i}_loss": loss for i, loss in zip("12", qf_losses)},
+            **{f"losses/qf{i}_values": v.mean() for i, v in zip("12", q_values)},
             "losses/actor_loss": a_loss,
             "qsm/q_grad_norm": q_grad_norm.mean(),
             "qsm/eps_norm": eps_norm.mean(),
@@ -508,11 +505,7 @@ BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
 
 
 is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731  (a typed PRNG key array)
-
-
-def key_data(tree):
-    """PRNG keys as their raw uint32 data, which msgpack can store."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+key_data = lambda tree: jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)  # noqa: E731  (for msgpack)
 
 
 def write_checkpoint(path, train, rb, step, progress, args):
@@ -599,8 +592,7 @@ if __name__ == "__main__":
         [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
-    obs_dim = envs.single_observation_space.shape[0]
-    act_dim = envs.single_action_space.shape[0]
+    obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
 
     eps_theta = Denoiser(act_dim, args.hidden_dim, args.num_layers)
     # Q1, Q2; the targets live in `state`
