@@ -524,3 +524,17 @@ def test_lever_50k_commands(tmp_path):
     assert proc.stdout.strip().splitlines() == expected  # the study's settings, Hopper-v4 and HalfCheetah-v4 first
     assert not (tmp_path / "logs").exists()
     assert subprocess.run(["/bin/bash", runner], capture_output=True, env=env).returncode == 2  # no name: usage
+
+
+def test_update_cost_times_each_flag_set():
+    """update_cost.py builds each flag set's update as the JAX script does and reports one timed line per set, the first
+    at x1.00; a flag the script does not have is an error, not a line."""
+    tool = [sys.executable, os.path.join(ROOT, "benchmark", "update_cost.py"), "--env-id", "Pendulum-v1"]
+    small = ["--base", "--hidden-dim 8 --batch-size 4", "--updates", "2", "--rounds", "2"]
+    out = subprocess.run(tool + small + ["--", "", "--crossq"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["(base)", "--crossq"]
+    assert lines[0].endswith("x1.00") and all(float(line.split()[-5]) > 0 for line in lines)
+    bad = subprocess.run(tool + small + ["--", "--no-such-flag"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0
