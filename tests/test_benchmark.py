@@ -530,7 +530,7 @@ def test_update_cost_times_each_flag_set():
     """update_cost.py builds each flag set's update as the JAX script does and reports one timed line per set, the first
     at x1.00; a flag the script does not have is an error, not a line."""
     tool = [sys.executable, os.path.join(ROOT, "benchmark", "update_cost.py"), "--env-id", "Pendulum-v1"]
-    small = ["--base", "--hidden-dim 8 --batch-size 4", "--updates", "2", "--rounds", "2"]
+    small = ["--base", "--hidden-dim 8 --batch-size 4 --diffusion-steps 1", "--updates", "1", "--rounds", "1"]
     out = subprocess.run(tool + small + ["--", "", "--crossq"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
