@@ -522,6 +522,7 @@ if __name__ == "__main__":
     critic_width = args.critic_hidden_dim or args.hidden_dim
     qf1, qf2 = (QNetwork(obs_dim, act_dim, critic_width, args.num_layers, args.crossq).to(device) for _ in "12")
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
+    critics, critic_targets = (qf1, qf2), (qf1_target, qf2_target)  # as qsm_update takes them
     q_betas = (0.5 if args.crossq else 0.9, 0.999)  # CrossQ's beta1
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr, betas=q_betas)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
@@ -571,7 +572,7 @@ if __name__ == "__main__":
 
         # ALGO LOGIC: training.
         if global_step >= args.learning_starts:
-            critics, critic_targets, batch = (qf1, qf2), (qf1_target, qf2_target), rb.sample(args.batch_size, device)
+            batch = rb.sample(args.batch_size, device)
             metrics = qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, args, q_grad_rms)
             actor_scheduler.step()
 
