@@ -104,9 +104,11 @@ class Args:
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --normalize-q-grad --box-prior --m-q 1 --crossq
+    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --reward-scale-q-grad --box-prior --m-q 1 --crossq
     normalize_q_grad: bool = False
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
+    reward_scale_q_grad: bool = False
+    """beyond the paper: divide grad_a Q in the actor target by the running RMS of the batch rewards instead"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
     crossq: bool = False
@@ -295,10 +297,11 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
 
 
 def actor_loss(
-    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, q_grad_rms=None, box_prior=False
+    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False, rewards=None
 ):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-    Returns the loss and (grad_a Q, eps, the updated running RMS of --normalize-q-grad or None)."""
+    With `rms`, grad_a Q is divided by the running RMS of itself or, given `rewards`, of the rewards.
+    Returns the loss and (grad_a Q, eps, the updated running RMS or None)."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
     t = jax.random.randint(t_key, (obs.shape[0],), 0, alpha_bars.shape[0])
@@ -308,11 +311,12 @@ def actor_loss(
     q_grad = jax.lax.stop_gradient(jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions))
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    q_grad_rms = None if q_grad_rms is None else q_grad_rms.update(q_grad)
-    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.value()  # beyond the paper: --normalize-q-grad
+    # beyond the paper: --normalize-q-grad, --reward-scale-q-grad
+    rms = None if rms is None else rms.update(q_grad if rewards is None else rewards)
+    scale = m_q if rms is None else m_q / rms.value()
     target = -scale * q_grad + (box_prior_eps(noisy_actions, ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
-    return loss, (q_grad, eps, q_grad_rms)
+    return loss, (q_grad, eps, rms)
 
 
 class QSMState(NamedTuple):
@@ -324,7 +328,7 @@ class QSMState(NamedTuple):
     actor_opt_state: Any
     critic_opt_state: Any
     key: jax.Array
-    q_grad_rms: Any  # the RunningRMS of --normalize-q-grad (beyond the paper)
+    q_grad_rms: Any  # the RunningRMS of --normalize-q-grad or --reward-scale-q-grad (beyond the paper)
 
 
 def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
@@ -359,9 +363,10 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         if args.crossq:  # the running averages that the actor's grad_a Q uses
             critic_params = {**critic_params, "batch_stats": batch_stats}
 
-        q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
+        q_grad_rms = state.q_grad_rms if args.normalize_q_grad or args.reward_scale_q_grad else None
+        rewards = batch[2] if args.reward_scale_q_grad else None
         (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            state.eps_params, critic_params, batch[0], batch[1], actor_key, q_grad_rms=q_grad_rms
+            state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=q_grad_rms, rewards=rewards
         )
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
@@ -379,8 +384,8 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
-        if args.normalize_q_grad:
-            metrics["qsm/q_grad_rms"] = q_grad_rms.value()
+        if args.normalize_q_grad or args.reward_scale_q_grad:
+            metrics[f"qsm/{'reward' if args.reward_scale_q_grad else 'q_grad'}_rms"] = q_grad_rms.value()
         else:
             q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
@@ -389,11 +394,12 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     return qsm_update
 
 
-# Beyond the paper: the two changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
+# Beyond the paper: the changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
 class RunningRMS(NamedTuple):
     """--normalize-q-grad: the RMS of grad_a Q over batch and dimensions, as an EMA of its mean square bias-corrected like
     Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction. Two
-    scalars that ride in the train state, so that the jitted update carries them from step to step."""
+    scalars that ride in the train state, so that the jitted update carries them from step to step.
+    --reward-scale-q-grad: the same RMS of the batch rewards, so that the target's size follows Q's slope in rewards."""
 
     mean_square: jax.Array
     weight: jax.Array
@@ -457,6 +463,7 @@ def check_args(args):
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
         (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
+        (not (args.normalize_q_grad and args.reward_scale_q_grad), "give one of --normalize-q-grad, --reward-scale-q-grad"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]

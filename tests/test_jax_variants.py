@@ -36,12 +36,17 @@ class ScaledLinearCritics:
         return jnp.stack([self.s * a @ self.c[:, None]] * 2)
 
 
+REWARDS = jnp.linspace(0.0, 0.5, 16)[:, None]  # RMS 0.29
+
+
+@pytest.mark.parametrize("by_rewards", [False, True], ids=["normalize_q_grad", "reward_scale_q_grad"])
 @pytest.mark.parametrize("q_scale", [0.01, 1.0, 100.0])
-def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
+def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
     # the paper's target -M_q * s * c scales with s; the normalised one is -M_q * c / rms(c) whatever s is, so a
-    # denoiser outputting that has zero loss at every scale
+    # denoiser outputting that has zero loss at every scale. --reward-scale-q-grad: rewards s * r scale with Q (Q sums
+    # them), and -M_q * s * c / rms(s * r) = -M_q * c / rms(r)
     c = jnp.array([0.5, -2.0])
-    target = -3.0 * c / jnp.sqrt(jnp.mean(c**2))
+    target = -3.0 * c / jnp.sqrt(jnp.mean((REWARDS if by_rewards else c) ** 2))
 
     class Constant:
         act_dim = 2
@@ -52,7 +57,10 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
     schedule, critics = qsm.ddpm_schedule(5), ScaledLinearCritics(c, q_scale)
     obs, actions = jnp.ones((16, 4)), jnp.linspace(-1, 1, 32).reshape(16, 2)
     key = jax.random.key(0)
-    loss, (q_grad, _, rms) = qsm.actor_loss(None, None, obs, actions, key, Constant(), critics, schedule, 3.0, empty_rms())
+    rewards = q_scale * REWARDS if by_rewards else None
+    loss, (q_grad, _, rms) = qsm.actor_loss(
+        None, None, obs, actions, key, Constant(), critics, schedule, 3.0, empty_rms(), rewards=rewards
+    )
     assert float(loss) == pytest.approx(0.0, abs=1e-8)
     np.testing.assert_allclose(q_grad, jnp.broadcast_to(q_scale * c, (16, 2)), rtol=1e-5)
     assert float(rms.weight) == pytest.approx(0.01)  # the updated running RMS comes back, this batch included
@@ -61,8 +69,10 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
     assert no_rms is None
 
 
-def test_update_carries_the_running_rms_in_its_state_and_compiles_once():
-    args = qsm.Args(batch_size=16, hidden_dim=16, normalize_q_grad=True, box_prior=True)
+@pytest.mark.parametrize("flag", ["normalize_q_grad", "reward_scale_q_grad"])
+def test_update_carries_the_running_rms_in_its_state_and_compiles_once(flag):
+    args = qsm.Args(batch_size=16, hidden_dim=16, box_prior=True, **{flag: True})
+    tag = "qsm/reward_rms" if flag == "reward_scale_q_grad" else "qsm/q_grad_rms"
     eps_theta, critic = qsm.Denoiser(2, 16), qsm.TwinQNetwork(16)
     actor_tx, critic_tx = optax.adam(1e-3), optax.adam(1e-3)
     state = qsm.init_qsm_state(jax.random.key(0), eps_theta, critic, actor_tx, critic_tx, obs_dim=3, act_dim=2)
@@ -73,8 +83,10 @@ def test_update_carries_the_running_rms_in_its_state_and_compiles_once():
         batch = (obs, actions, rewards, obs, np.zeros((16, 1), np.float32))
         state, metrics = update(state, batch)
         assert float(state.q_grad_rms.weight) == pytest.approx(1 - 0.99**step, rel=1e-5)
-        assert float(metrics["qsm/q_grad_rms"]) == pytest.approx(float(state.q_grad_rms.value()))
-        assert float(metrics["qsm/q_grad_rms"]) > 1e-6
+        assert float(metrics[tag]) == pytest.approx(float(state.q_grad_rms.value()))
+        assert float(metrics[tag]) > 1e-6
+        if step == 1 and flag == "reward_scale_q_grad":  # bias-corrected: the first batch's RMS of the rewards
+            assert float(metrics[tag]) == pytest.approx(float(np.sqrt(np.mean(rewards**2))), rel=1e-5)
         assert np.isfinite(float(metrics["losses/actor_loss"]))
     assert update._cache_size() == 1  # the running RMS is part of the jitted state: no retrace from step to step
 

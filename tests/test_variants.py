@@ -23,12 +23,17 @@ def test_running_rms_tracks_the_rms_of_its_stream():
     assert value.item() == pytest.approx(0.1, rel=0.05)
 
 
+REWARDS = torch.linspace(0.0, 0.5, 16)[:, None]  # RMS 0.29
+
+
+@pytest.mark.parametrize("by_rewards", [False, True], ids=["normalize_q_grad", "reward_scale_q_grad"])
 @pytest.mark.parametrize("q_scale", [0.01, 1.0, 100.0])
-def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
+def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
     # Q = s * c . a: grad_a Q = s * c. The paper's target -M_q * s * c scales with s; the normalised one is
-    # -M_q * c / rms(c) whatever s is, so a denoiser outputting that has zero loss at every scale
+    # -M_q * c / rms(c) whatever s is, so a denoiser outputting that has zero loss at every scale.
+    # --reward-scale-q-grad: rewards s * r scale with Q (Q sums them), and -M_q * s * c / rms(s * r) = -M_q * c / rms(r)
     c = torch.tensor([0.5, -2.0])
-    target = -3.0 * c / c.pow(2).mean().sqrt()
+    target = -3.0 * c / (REWARDS if by_rewards else c).pow(2).mean().sqrt()
 
     class Constant(torch.nn.Module):
         def forward(self, obs, a, t):
@@ -37,7 +42,8 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale):
     schedule = qsm.ddpm_schedule(5)
     obs, actions = torch.randn(16, 4), torch.rand(16, 2) * 2 - 1
     critics = [lambda s, a: q_scale * (a @ c[:, None])]
-    loss, q_grad, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0, qsm.RunningRMS())
+    rewards = q_scale * REWARDS if by_rewards else None
+    loss, q_grad, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0, qsm.RunningRMS(), rewards=rewards)
     assert loss.item() == pytest.approx(0.0, abs=1e-8)
     torch.testing.assert_close(q_grad, q_scale * c.expand(16, 2))
     plain_loss, _, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0)
