@@ -351,6 +351,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     actor_loss_fn = partial(
         actor_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, m_q=args.m_q, box_prior=args.box_prior
     )
+    rms_tag = "qsm/reward_rms" if args.reward_scale_q_grad else "qsm/q_grad_rms" if args.normalize_q_grad else None
 
     @jax.jit
     def qsm_update(state, batch):
@@ -363,7 +364,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         if args.crossq:  # the running averages that the actor's grad_a Q uses
             critic_params = {**critic_params, "batch_stats": batch_stats}
 
-        q_grad_rms = state.q_grad_rms if args.normalize_q_grad or args.reward_scale_q_grad else None
+        q_grad_rms = state.q_grad_rms if rms_tag else None
         rewards = batch[2] if args.reward_scale_q_grad else None
         (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
             state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=q_grad_rms, rewards=rewards
@@ -384,8 +385,8 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
-        if args.normalize_q_grad or args.reward_scale_q_grad:
-            metrics[f"qsm/{'reward' if args.reward_scale_q_grad else 'q_grad'}_rms"] = q_grad_rms.value()
+        if rms_tag:
+            metrics[rms_tag] = q_grad_rms.value()
         else:
             q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
