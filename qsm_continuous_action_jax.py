@@ -109,6 +109,8 @@ class Args:
     """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
     reward_scale_q_grad: bool = False
     """beyond the paper: divide grad_a Q in the actor target by the running RMS of the batch rewards instead"""
+    q_spread_scale_q_grad: bool = False
+    """beyond the paper (screen): divide grad_a Q by the running 5-95 percentile spread of Q over the batch"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
     crossq: bool = False
@@ -308,15 +310,28 @@ def actor_loss(
     ab = alpha_bars[t][:, None]
     noisy_actions = jnp.sqrt(ab) * actions + jnp.sqrt(1 - ab) * jax.random.normal(noise_key, actions.shape)
     # grad_a of the two critics' mean; each sample's Q depends only on its own action, so the sum's gradient is per-sample
-    q_grad = jax.lax.stop_gradient(jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions))
+    q_grad, q_noisy = _q_grad_and_values(critic, critic_params, obs, noisy_actions)
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
     # beyond the paper: --normalize-q-grad, --reward-scale-q-grad
-    rms = None if rms is None else rms.update(q_grad if rewards is None else rewards)
+    if isinstance(rms, RunningSpread):  # --q-spread-scale-q-grad (screen)
+        rms = rms.update(jnp.percentile(q_noisy, 95) - jnp.percentile(q_noisy, 5))
+    elif rms is not None:
+        rms = rms.update(q_grad if rewards is None else rewards)
     scale = m_q if rms is None else m_q / rms.value()
     target = -scale * q_grad + (box_prior_eps(noisy_actions, ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
     return loss, (q_grad, eps, rms)
+
+
+def _q_grad_and_values(critic, critic_params, obs, actions):
+    """grad_a of the two critics' mean at `actions`, and that mean, (B, 1), both without gradient."""
+
+    def q_sum(a):
+        q = critic.apply(critic_params, obs, a).mean(0)
+        return q.sum(), q
+
+    return jax.lax.stop_gradient(jax.grad(q_sum, has_aux=True)(actions))
 
 
 class QSMState(NamedTuple):
@@ -331,7 +346,7 @@ class QSMState(NamedTuple):
     q_grad_rms: Any  # the RunningRMS of --normalize-q-grad or --reward-scale-q-grad (beyond the paper)
 
 
-def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
+def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim, spread=False):
     """Fresh parameters (the targets start as copies of the critics), optimiser states, the update's RNG key."""
     key, eps_key, critic_key = jax.random.split(key, 3)
     obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
@@ -340,6 +355,8 @@ def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim
     critic_params = jax.jit(critic.init)(critic_key, obs, actions)
     # float32 zeros, not Python floats: a weakly typed leaf would change type after the first update and recompile it
     q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()))
+    if spread:
+        q_grad_rms = RunningSpread(jnp.zeros(()), jnp.zeros(()), jnp.zeros(()))
     return QSMState(
         eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key, q_grad_rms
     )
@@ -352,6 +369,7 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         actor_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, m_q=args.m_q, box_prior=args.box_prior
     )
     rms_tag = "qsm/reward_rms" if args.reward_scale_q_grad else "qsm/q_grad_rms" if args.normalize_q_grad else None
+    rms_tag = "qsm/q_spread" if args.q_spread_scale_q_grad else rms_tag
 
     @jax.jit
     def qsm_update(state, batch):
@@ -412,6 +430,22 @@ class RunningRMS(NamedTuple):
         return jnp.maximum(jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12)), 1e-8)
 
 
+class RunningSpread(NamedTuple):
+    """--q-spread-scale-q-grad (screen): a bias-corrected EMA of Q's 5-95 percentile spread over the batch (TD-MPC2's
+    policy-loss scale), floored at a tenth of its running peak so that it cannot fall toward 0."""
+
+    mean: jax.Array
+    weight: jax.Array
+    peak: jax.Array
+
+    def update(self, x, decay=0.99):
+        mean, weight = decay * self.mean + (1 - decay) * x, decay * self.weight + (1 - decay)
+        return RunningSpread(mean, weight, jnp.maximum(self.peak, mean / weight))
+
+    def value(self):
+        return jnp.maximum(jnp.maximum(self.mean / jnp.maximum(self.weight, 1e-12), 0.1 * self.peak), 1e-8)
+
+
 def box_prior_eps(noisy_actions, alpha_bar):
     """--box-prior: the eps of a uniform prior on the box, -sqrt(1 - alpha_bar) * grad log p_t(a_t), a_0 ~ U[-1, 1]^d.
     Per dimension p_t(x) ~ Phi(A) - Phi(B), A = (s - x) / sigma, B = (-s - x) / sigma, s = sqrt(alpha_bar), sigma =
@@ -464,7 +498,7 @@ def check_args(args):
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
         (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
-        (not (args.normalize_q_grad and args.reward_scale_q_grad), "give one of --normalize-q-grad, --reward-scale-q-grad"),
+        (sum([args.normalize_q_grad, args.reward_scale_q_grad, args.q_spread_scale_q_grad]) <= 1, "give one target scale flag"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
@@ -609,7 +643,7 @@ if __name__ == "__main__":
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)
     schedule = ddpm_schedule(args.diffusion_steps)
-    state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
+    state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim, args.q_spread_scale_q_grad)
     qsm_update = make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
     explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
     sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise

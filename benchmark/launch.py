@@ -25,6 +25,7 @@ job whose time limit comes near, or that is preempted, stops at its checkpoint a
 """
 
 import argparse
+import csv
 import glob
 import json
 import os
@@ -37,6 +38,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # plot.py, beside this file
 
 CHECKPOINT_EXIT = 75  # EX_TEMPFAIL: the training script stopped on a signal after writing its checkpoint ("resume me")
 
@@ -52,6 +57,7 @@ class Job:
     exp_name: str = ""  # the run folder's exp_name (`--exp-name` in the command, else the launcher's job name)
     started_at: float = 0.0  # when the command was last started afresh: its run folder is the first one since
     resume: Optional[str] = None  # the checkpoint this launch continues from, else None (a fresh start)
+    results: Optional["Results"] = None  # where a finished run's row and curves go (--results-csv)
 
     @property
     def done_path(self):
@@ -208,6 +214,8 @@ def mark_finished(job, log):
     with open(job.done_path + ".tmp", "w") as f:
         json.dump(record, f)
     os.replace(job.done_path + ".tmp", job.done_path)  # never a half-written record
+    if job.results:
+        job.results.add(job, run_dirs[0])
 
 
 def finished_run(job):
@@ -220,6 +228,72 @@ def finished_run(job):
     if not same_run(record.get("command") or [], job.command) or not event_files(record.get("run_dir")):
         return None
     return record["run_dir"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Results that outlive this machine (--results-csv): one row per finished run, with the commit and the CPU it ran on,
+# and its curves beside the CSV; a job whose row is already there is skipped, wherever that row was made.
+RESULT_COLUMNS = ["task", "algorithm", "seed", "command", "commit", "cpu", "final_eval_return", "final_train_return",
+                  "sps_median", "run_dir"]  # fmt: skip
+CURVE_TAGS = ("eval/episodic_return", "charts/episodic_return")
+
+
+def source_commit():
+    """HEAD of the checkout the launcher runs in, with `-dirty` when its tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    return head + ("-dirty" if dirty.strip() else "")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
+class Results:
+    def __init__(self, path):
+        self.path, self.lock = path, threading.Lock()
+        self.commit, self.cpu = source_commit(), cpu_model()
+
+    def rows(self):
+        if not os.path.isfile(self.path):
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def recorded(self, job):
+        """The row of this very run, if the CSV has one."""
+        for row in self.rows():
+            same = (row["task"], row["algorithm"], row["seed"]) == (job.env_id.replace("/", "-"), job.exp_name, str(job.seed))
+            if same and same_run(shlex.split(row["command"])[1:], job.command[1:]):  # whatever the interpreter's path
+                return row
+        return None
+
+    def add(self, job, run_dir):
+        """Append the finished run's row and write its curves (step, tag, value) to curves/TASK__ALGORITHM__SEED.csv."""
+        from plot import read_scalars
+
+        scalars = read_scalars(run_dir)
+        evals, train, sps = (scalars.get(tag, np.zeros((0, 2))) for tag in (*CURVE_TAGS, "charts/SPS"))
+        name = f"{job.env_id.replace('/', '-')}__{job.exp_name}__{job.seed}"
+        row = [job.env_id.replace("/", "-"), job.exp_name, job.seed, shlex.join(job.command), self.commit, self.cpu,
+               repr(float(evals[-1, 1])) if len(evals) else "", repr(float(train[-10:, 1].mean())) if len(train) else "",
+               repr(float(np.median(sps[:, 1]))) if len(sps) else "", run_dir]  # fmt: skip
+        with self.lock:
+            os.makedirs(os.path.join(os.path.dirname(self.path) or ".", "curves"), exist_ok=True)
+            with open(os.path.join(os.path.dirname(self.path) or ".", "curves", name + ".csv"), "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["step", "tag", "value"])
+                writer.writerows([int(step), tag, repr(float(value))] for tag in CURVE_TAGS for step, value in scalars.get(tag, ()))
+            new = not os.path.isfile(self.path)
+            with open(self.path, "a", newline="") as f:
+                writer = csv.writer(f)
+                if new:
+                    writer.writerow(RESULT_COLUMNS)
+                writer.writerow(row)
 
 
 def open_log(job):
@@ -565,6 +639,12 @@ def parse_args(argv):
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the command writes its run folders (to resume a sweep)")
     parser.add_argument(
+        "--results-csv",
+        default=None,
+        help="append each finished run's row (with commit and CPU) here and its curves to curves/ beside it; skip a job "
+        "whose row is already in it",
+    )
+    parser.add_argument(
         "--rerun-finished", action="store_true", help="run again, from the start, the jobs that finished in an earlier launch"
     )
     slurm = parser.add_argument_group("Slurm (--backend slurm), per job")
@@ -608,7 +688,15 @@ def parse_args(argv):
 def main(argv=None):
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     jobs = make_jobs(command, args.env_ids, args.seeds, args.name, args.log_dir, args.runs_dir)
+    results = Results(os.path.abspath(args.results_csv)) if args.results_csv else None
+    for job in jobs:
+        job.results = results
     finished = {i: finished_run(job) for i, job in enumerate(jobs)}
+    if results and not args.rerun_finished:  # a row in the results CSV counts as finished, whichever machine made it
+        for i, run_dir in finished.items():  # finished here before its row was written (say, the launcher was stopped)
+            if not results.recorded(jobs[i]) and not args.dry_run:
+                results.add(jobs[i], run_dir)
+        finished.update({i: f"row in {args.results_csv}" for i, job in enumerate(jobs) if results.recorded(job)})
     finished = {i: run_dir for i, run_dir in finished.items() if run_dir}
     done = {} if args.rerun_finished else finished
     todo = [job for i, job in enumerate(jobs) if i not in done]
