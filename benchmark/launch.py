@@ -692,12 +692,12 @@ def main(argv=None):
     for job in jobs:
         job.results = results
     finished = {i: finished_run(job) for i, job in enumerate(jobs)}
+    finished = {i: run_dir for i, run_dir in finished.items() if run_dir}
     if results and not args.rerun_finished:  # a row in the results CSV counts as finished, whichever machine made it
         for i, run_dir in finished.items():  # finished here before its row was written (say, the launcher was stopped)
             if not results.recorded(jobs[i]) and not args.dry_run:
                 results.add(jobs[i], run_dir)
         finished.update({i: f"row in {args.results_csv}" for i, job in enumerate(jobs) if results.recorded(job)})
-    finished = {i: run_dir for i, run_dir in finished.items() if run_dir}
     done = {} if args.rerun_finished else finished
     todo = [job for i, job in enumerate(jobs) if i not in done]
     for i, job in enumerate(jobs):
