@@ -108,11 +108,9 @@ class Args:
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --reward-scale-q-grad --box-prior --m-q 1 --crossq
+    # Beyond the paper (off by default; README's recipe: --normalize-q-grad --box-prior --m-q 1 --crossq)
     normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
-    reward_scale_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by the running RMS of the batch rewards instead"""
+    """beyond the paper: divide grad_a Q in the actor target by its running RMS, floored at 1/10 of its peak (M_q unitless)"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
     crossq: bool = False
@@ -274,9 +272,9 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
-def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None, box_prior=False, rewards=None):
+def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None, box_prior=False):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-    With `q_grad_rms`, grad_a Q is divided by the running RMS of itself or, given `rewards`, of the rewards."""
+    With `q_grad_rms` (--normalize-q-grad), grad_a Q is divided by its running RMS."""
     alpha_bars = schedule["alpha_bars"]
     t = torch.randint(0, len(alpha_bars), (obs.shape[0],), device=obs.device)
     ab = alpha_bars[t].unsqueeze(-1)
@@ -286,8 +284,9 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None,
     (q_grad,) = torch.autograd.grad(q_mean.sum(), noisy_actions)
     eps = eps_theta(obs, noisy_actions.detach(), t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    # beyond the paper: --normalize-q-grad, --reward-scale-q-grad
-    scale = m_q if q_grad_rms is None else m_q / q_grad_rms.update(q_grad if rewards is None else rewards)
+    scale = m_q
+    if q_grad_rms is not None:  # beyond the paper: --normalize-q-grad
+        scale = m_q / q_grad_rms.update(q_grad)
     target = -scale * q_grad + (box_prior_eps(noisy_actions.detach(), ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
     return loss, q_grad, eps.detach()
@@ -301,8 +300,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
     sum(qf_losses).backward()
     q_optimizer.step()
 
-    rewards = batch[2] if args.reward_scale_q_grad else None
-    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, *batch[:2], args.m_q, q_grad_rms, args.box_prior, rewards)
+    a_loss, q_grad, eps = actor_loss(eps_theta, critics, schedule, *batch[:2], args.m_q, q_grad_rms, args.box_prior)
     actor_optimizer.zero_grad()
     a_loss.backward()
     actor_optimizer.step()
@@ -320,7 +318,7 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
         "qsm/eps_q_grad_cosine": F.cosine_similarity(eps, -q_grad, dim=-1).mean(),
         # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
         "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
-        **({} if q_grad_rms is None else {f"qsm/{'reward' if args.reward_scale_q_grad else 'q_grad'}_rms": q_grad_rms.value}),
+        **({} if q_grad_rms is None else {"qsm/q_grad_rms": q_grad_rms.value}),
     }
     return metrics
 
@@ -328,16 +326,19 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
 # Beyond the paper: the changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
 class RunningRMS:
     """--normalize-q-grad: the RMS of grad_a Q over batch and dimensions, as an EMA of its mean square bias-corrected like
-    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction.
-    --reward-scale-q-grad: the same RMS of the batch rewards, so that the target's size follows Q's slope in rewards."""
+    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction. Like
+    grad_a Q, it scales with the rewards and ignores a constant added to them."""
 
     def __init__(self, decay=0.99):
-        self.decay, self.mean_square, self.weight, self.value = decay, 0.0, 0.0, None
+        self.decay, self.mean_square, self.weight, self.peak, self.value = decay, 0.0, 0.0, 0.0, None
 
     def update(self, x):
         self.mean_square = self.decay * self.mean_square + (1 - self.decay) * x.detach().pow(2).mean()
         self.weight = self.decay * self.weight + (1 - self.decay)
-        self.value = torch.sqrt(self.mean_square / self.weight).clamp_min(1e-8)
+        rms = torch.sqrt(self.mean_square / self.weight)
+        self.peak = torch.maximum(torch.as_tensor(self.peak, device=rms.device), rms)
+        # a relative floor: where a solved task leaves Q flat in a, the target shrinks instead of amplifying the critic's noise
+        self.value = torch.maximum(rms, (0.1 * self.peak).clamp_min(torch.finfo(rms.dtype).tiny))
         return self.value
 
 
@@ -395,7 +396,6 @@ def check_args(args):
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
         (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
-        (not (args.normalize_q_grad and args.reward_scale_q_grad), "give one of --normalize-q-grad, --reward-scale-q-grad"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
@@ -537,7 +537,7 @@ if __name__ == "__main__":
     cosine = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps))  # noqa: E731
     actor_scheduler = optim.lr_scheduler.LambdaLR(actor_optimizer, cosine)  # cosine decay to 0 over actor_lr_decay_steps
     schedule = ddpm_schedule(args.diffusion_steps, device)
-    q_grad_rms = RunningRMS() if args.normalize_q_grad or args.reward_scale_q_grad else None
+    q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
     modules = dict(eps_theta=eps_theta, qf1=qf1, qf2=qf2, qf1_target=qf1_target, qf2_target=qf2_target,

@@ -104,13 +104,9 @@ class Args:
     eval_episodes: int = 10
     """the number of episodes of each evaluation"""
 
-    # Beyond the paper (off by default; docs/beyond_the_paper.md). Improved: --reward-scale-q-grad --box-prior --m-q 1 --crossq
+    # Beyond the paper (off by default; README's recipe: --normalize-q-grad --box-prior --m-q 1 --crossq)
     normalize_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by its running RMS (M_q is then unitless)"""
-    reward_scale_q_grad: bool = False
-    """beyond the paper: divide grad_a Q in the actor target by the running RMS of the batch rewards instead"""
-    q_spread_scale_q_grad: bool = False
-    """beyond the paper (screen): divide grad_a Q by the running 5-95 percentile spread of Q over the batch"""
+    """beyond the paper: divide grad_a Q in the actor target by its running RMS, floored at 1/10 of its peak (M_q unitless)"""
     box_prior: bool = False
     """beyond the paper: add the eps of a uniform prior on the action box to the actor target"""
     crossq: bool = False
@@ -299,10 +295,10 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
 
 
 def actor_loss(
-    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False, rewards=None
+    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False
 ):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-    With `rms`, grad_a Q is divided by the running RMS of itself or, given `rewards`, of the rewards.
+    With `rms` (--normalize-q-grad), grad_a Q is divided by its running RMS.
     Returns the loss and (grad_a Q, eps, the updated running RMS or None)."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
@@ -310,28 +306,16 @@ def actor_loss(
     ab = alpha_bars[t][:, None]
     noisy_actions = jnp.sqrt(ab) * actions + jnp.sqrt(1 - ab) * jax.random.normal(noise_key, actions.shape)
     # grad_a of the two critics' mean; each sample's Q depends only on its own action, so the sum's gradient is per-sample
-    q_grad, q_noisy = _q_grad_and_values(critic, critic_params, obs, noisy_actions)
+    q_grad = jax.lax.stop_gradient(jax.grad(lambda a: critic.apply(critic_params, obs, a).mean(0).sum())(noisy_actions))
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
-    # beyond the paper: --normalize-q-grad, --reward-scale-q-grad
-    if isinstance(rms, RunningSpread):  # --q-spread-scale-q-grad (screen)
-        rms = rms.update(jnp.percentile(q_noisy, 95) - jnp.percentile(q_noisy, 5))
-    elif rms is not None:
-        rms = rms.update(q_grad if rewards is None else rewards)
-    scale = m_q if rms is None else m_q / rms.value()
+    scale = m_q
+    if rms is not None:  # beyond the paper: --normalize-q-grad
+        rms = rms.update(q_grad)
+        scale = m_q / rms.value()
     target = -scale * q_grad + (box_prior_eps(noisy_actions, ab) if box_prior else 0.0)  # and --box-prior
     loss = ((eps - target) ** 2).mean()
     return loss, (q_grad, eps, rms)
-
-
-def _q_grad_and_values(critic, critic_params, obs, actions):
-    """grad_a of the two critics' mean at `actions`, and that mean, (B, 1), both without gradient."""
-
-    def q_sum(a):
-        q = critic.apply(critic_params, obs, a).mean(0)
-        return q.sum(), q
-
-    return jax.lax.stop_gradient(jax.grad(q_sum, has_aux=True)(actions))
 
 
 class QSMState(NamedTuple):
@@ -343,10 +327,10 @@ class QSMState(NamedTuple):
     actor_opt_state: Any
     critic_opt_state: Any
     key: jax.Array
-    q_grad_rms: Any  # the RunningRMS of --normalize-q-grad or --reward-scale-q-grad (beyond the paper)
+    q_grad_rms: Any  # the RunningRMS of --normalize-q-grad (beyond the paper)
 
 
-def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim, spread=False):
+def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim):
     """Fresh parameters (the targets start as copies of the critics), optimiser states, the update's RNG key."""
     key, eps_key, critic_key = jax.random.split(key, 3)
     obs, actions = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
@@ -354,9 +338,7 @@ def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim
     eps_params = jax.jit(eps_theta.init)(eps_key, obs, actions, jnp.zeros((1,), jnp.int32))
     critic_params = jax.jit(critic.init)(critic_key, obs, actions)
     # float32 zeros, not Python floats: a weakly typed leaf would change type after the first update and recompile it
-    q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()))
-    if spread:
-        q_grad_rms = RunningSpread(jnp.zeros(()), jnp.zeros(()), jnp.zeros(()))
+    q_grad_rms = RunningRMS(jnp.zeros(()), jnp.zeros(()), jnp.zeros(()))
     return QSMState(
         eps_params, critic_params, critic_params, actor_tx.init(eps_params), critic_tx.init(critic_params), key, q_grad_rms
     )
@@ -368,8 +350,6 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
     actor_loss_fn = partial(
         actor_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, m_q=args.m_q, box_prior=args.box_prior
     )
-    rms_tag = "qsm/reward_rms" if args.reward_scale_q_grad else "qsm/q_grad_rms" if args.normalize_q_grad else None
-    rms_tag = "qsm/q_spread" if args.q_spread_scale_q_grad else rms_tag
 
     @jax.jit
     def qsm_update(state, batch):
@@ -382,10 +362,9 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         if args.crossq:  # the running averages that the actor's grad_a Q uses
             critic_params = {**critic_params, "batch_stats": batch_stats}
 
-        q_grad_rms = state.q_grad_rms if rms_tag else None
-        rewards = batch[2] if args.reward_scale_q_grad else None
+        q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
         (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=q_grad_rms, rewards=rewards
+            state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=q_grad_rms
         )
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
@@ -403,10 +382,9 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
-        if rms_tag:
-            metrics[rms_tag] = q_grad_rms.value()
-        else:
-            q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
+        if args.normalize_q_grad:
+            metrics["qsm/q_grad_rms"] = q_grad_rms.value()
+        q_grad_rms = q_grad_rms or state.q_grad_rms  # the paper's target leaves it as it is
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
         return state, metrics
 
@@ -416,34 +394,22 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
 # Beyond the paper: the changes to the actor target that won in our measurements (docs/beyond_the_paper.md)
 class RunningRMS(NamedTuple):
     """--normalize-q-grad: the RMS of grad_a Q over batch and dimensions, as an EMA of its mean square bias-corrected like
-    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction. Two
-    scalars that ride in the train state, so that the jitted update carries them from step to step.
-    --reward-scale-q-grad: the same RMS of the batch rewards, so that the target's size follows Q's slope in rewards."""
+    Adam's moments. One scalar for all dimensions: dividing by it changes the target's size, not its direction. Like
+    grad_a Q, it scales with the rewards and ignores a constant added to them. Three scalars in the train state (the
+    jitted update carries them from step to step): the EMA, its weight and the RMS's peak so far."""
 
     mean_square: jax.Array
-    weight: jax.Array
-
-    def update(self, x, decay=0.99):
-        return RunningRMS(decay * self.mean_square + (1 - decay) * jnp.mean(x**2), decay * self.weight + (1 - decay))
-
-    def value(self):
-        return jnp.maximum(jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12)), 1e-8)
-
-
-class RunningSpread(NamedTuple):
-    """--q-spread-scale-q-grad (screen): a bias-corrected EMA of Q's 5-95 percentile spread over the batch (TD-MPC2's
-    policy-loss scale), floored at a tenth of its running peak so that it cannot fall toward 0."""
-
-    mean: jax.Array
     weight: jax.Array
     peak: jax.Array
 
     def update(self, x, decay=0.99):
-        mean, weight = decay * self.mean + (1 - decay) * x, decay * self.weight + (1 - decay)
-        return RunningSpread(mean, weight, jnp.maximum(self.peak, mean / weight))
+        mean_square, weight = decay * self.mean_square + (1 - decay) * jnp.mean(x**2), decay * self.weight + (1 - decay)
+        return RunningRMS(mean_square, weight, jnp.maximum(self.peak, jnp.sqrt(mean_square / weight)))
 
     def value(self):
-        return jnp.maximum(jnp.maximum(self.mean / jnp.maximum(self.weight, 1e-12), 0.1 * self.peak), 1e-8)
+        # a relative floor: where a solved task leaves Q flat in a, the target shrinks instead of amplifying the critic's noise
+        rms = jnp.sqrt(self.mean_square / jnp.maximum(self.weight, 1e-12))
+        return jnp.maximum(rms, jnp.maximum(0.1 * self.peak, jnp.finfo(jnp.float32).tiny))
 
 
 def box_prior_eps(noisy_actions, alpha_bar):
@@ -498,7 +464,6 @@ def check_args(args):
         (args.eval_frequency >= 0 and args.eval_episodes >= 1, "--eval-frequency must be >= 0, --eval-episodes >= 1"),
         (args.max_episode_steps is None or args.max_episode_steps >= 1, "--max-episode-steps must be >= 1"),
         (args.checkpoint_every >= 0, "--checkpoint-every must be >= 0"),
-        (sum([args.normalize_q_grad, args.reward_scale_q_grad, args.q_spread_scale_q_grad]) <= 1, "give one target scale flag"),
     ]
     if problems := [message for ok, message in rules if not ok]:
         return problems[0]
@@ -643,7 +608,7 @@ if __name__ == "__main__":
     actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
     actor_tx = optax.adam(actor_lr_schedule)
     schedule = ddpm_schedule(args.diffusion_steps)
-    state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim, args.q_spread_scale_q_grad)
+    state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
     qsm_update = make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args)
     explore = make_policy(eps_theta, schedule, args.temperature, args.exploration_noise)
     sample_policy = make_policy(eps_theta, schedule, args.temperature)  # evaluation: no exploration noise

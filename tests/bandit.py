@@ -46,7 +46,7 @@ def train_bandit(
     Q(A, a) = r(a) + gamma * E[Q(B, a')] through the target critics and stop at B's termination.
     Returns samples of the trained policy (DDPM, no exploration noise) at state A; with `return_models`, also the
     models that `q_value` reads.
-    `variant`: other Args fields (the beyond-the-paper flags: normalize_q_grad, reward_scale_q_grad, box_prior, crossq)."""
+    `variant`: other Args fields (the beyond-the-paper flags: normalize_q_grad, box_prior, crossq)."""
     torch.manual_seed(seed)
     args = qsm.Args(m_q=m_q, batch_size=128, gamma=gamma, tau=0.005, exploration_noise=0.1, temperature=1.0, **variant)
     obs_dim, act_dim = 1, 1
@@ -60,7 +60,7 @@ def train_bandit(
     # the toy needs a fast actor: a 1-d action is one input of 130 to the first layer and bends it slowly
     actor_optimizer = torch.optim.Adam(eps_theta.parameters(), lr=1e-2)
     schedule = qsm.ddpm_schedule(5)
-    q_grad_rms = qsm.RunningRMS() if args.normalize_q_grad or args.reward_scale_q_grad else None
+    q_grad_rms = qsm.RunningRMS() if args.normalize_q_grad else None
     rb = qsm.ReplayBuffer(warmup + steps, obs_dim, act_dim, seed=seed)
     obs = np.zeros((1, obs_dim), dtype=np.float32)
     rng = np.random.default_rng(seed)

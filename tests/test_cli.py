@@ -90,10 +90,9 @@ def test_same_seed_same_run(tmp_path):
         assert sa[tag] == sb[tag], tag
 
 
-@pytest.mark.parametrize("scale_flag, tag", [("--normalize-q-grad", "q_grad_rms"), ("--reward-scale-q-grad", "reward_rms")])
-def test_beyond_the_paper_flags_run(scale_flag, tag, tmp_path):
-    # a target scale and the box prior together, without the evaluation halfway: a few seconds
-    flags = [scale_flag, "--box-prior", "--eval-frequency", "0"]
+def test_beyond_the_paper_flags_run(tmp_path):
+    # the target scale and the box prior together, without the evaluation halfway: a few seconds
+    flags, tag = ["--normalize-q-grad", "--box-prior", "--eval-frequency", "0"], "q_grad_rms"
     result = run([*SHORT_RUN, *flags], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = glob.glob(str(tmp_path / "runs" / "*"))
@@ -110,7 +109,6 @@ BAD_INPUTS = [
     (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
     (["--m-q", "-1"], "--m-q must be > 0"),
     (["--critic-hidden-dim", "0"], "network sizes must be >= 1"),
-    (["--normalize-q-grad", "--reward-scale-q-grad"], "give one of --normalize-q-grad, --reward-scale-q-grad"),
     (["--load-model", "missing.qsm_model"], "no such file"),
 ]  # each script must reject these with one line and exit 2
 

@@ -11,42 +11,53 @@ import qsm_continuous_action_jax as qsm
 
 
 def empty_rms():
-    return qsm.RunningRMS(jnp.zeros(()), jnp.zeros(()))
+    return qsm.RunningRMS(jnp.zeros(()), jnp.zeros(()), jnp.zeros(()))
 
 
-def test_running_rms_tracks_the_rms_of_its_stream():
+def test_running_rms_follows_its_stream_and_floors_at_a_tenth_of_its_peak():
     first_key, key = jax.random.split(jax.random.key(0))
-    first = jax.random.normal(first_key, (256, 3)) * 5.0
+    first = jax.random.normal(first_key, (256, 3))
     rms = empty_rms().update(first)
     # bias-corrected: after one batch the estimate is that batch's RMS, not 1% of it
     assert float(rms.value()) == pytest.approx(float(jnp.sqrt(jnp.mean(first**2))), rel=1e-5)
-    small_batch = lambda i, rms: rms.update(jax.random.normal(jax.random.fold_in(key, i), (256, 3)) * 0.1)  # noqa: E731
-    rms = jax.jit(lambda rms: jax.lax.fori_loop(0, 2000, small_batch, rms))(rms)
-    assert float(rms.value()) == pytest.approx(0.1, rel=0.05)
-    assert float(empty_rms().value()) == pytest.approx(1e-8)  # no division by zero before the first batch
+
+    def run(rms, updates, size, offset):
+        batch = lambda i, rms: rms.update(jax.random.normal(jax.random.fold_in(key, offset + i), (256, 3)) * size)  # noqa: E731
+        return jax.jit(lambda rms: jax.lax.fori_loop(0, updates, batch, rms))(rms)
+
+    rms = run(rms, 500, 1.0, 0)
+    # the rewards x100 mid-run (grad_a Q x100): within 200 updates the scale is within 10% of the new RMS. A scale
+    # frozen at its first value stays at 1.
+    rms = run(rms, 200, 100.0, 1000)
+    assert float(rms.value()) == pytest.approx(100.0, rel=0.1)
+    # Q turns flat in a (a solved task): the RMS falls to 0.01, the scale stops at a tenth of its peak, so the target
+    # shrinks 10 000-fold instead of staying at full size; without the floor the scale would be 0.01.
+    rms = run(rms, 2000, 0.01, 2000)
+    assert float(rms.value()) == pytest.approx(0.1 * float(rms.peak), rel=1e-6)
+    assert 90.0 < float(rms.peak) < 110.0
+    # no division by zero before the first batch, nor for a critic exactly flat in a (a zero target, not 0 / 0)
+    assert np.isfinite(float(empty_rms().value())) and float(empty_rms().value()) > 0
+    assert np.isfinite(float(empty_rms().update(jnp.zeros((256, 3))).value()))
 
 
 class ScaledLinearCritics:
-    """Q1 = Q2 = s * c . a, as the twin critic's (2, B, 1) output: grad_a Q = s * c."""
+    """Q1 = Q2 = s * c . a + b, as the twin critic's (2, B, 1) output: grad_a Q = s * c."""
 
-    def __init__(self, c, s):
-        self.c, self.s = c, s
+    def __init__(self, c, s, b=0.0):
+        self.c, self.s, self.b = c, s, b
 
     def apply(self, params, obs, a):
-        return jnp.stack([self.s * a @ self.c[:, None]] * 2)
+        return jnp.stack([self.s * a @ self.c[:, None] + self.b] * 2)
 
 
-REWARDS = jnp.linspace(0.0, 0.5, 16)[:, None]  # RMS 0.29
-
-
-@pytest.mark.parametrize("by_rewards", [False, True], ids=["normalize_q_grad", "reward_scale_q_grad"])
+@pytest.mark.parametrize("q_shift", [0.0, 1000.0])
 @pytest.mark.parametrize("q_scale", [0.01, 1.0, 100.0])
-def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
-    # the paper's target -M_q * s * c scales with s; the normalised one is -M_q * c / rms(c) whatever s is, so a
-    # denoiser outputting that has zero loss at every scale. --reward-scale-q-grad: rewards s * r scale with Q (Q sums
-    # them), and -M_q * s * c / rms(s * r) = -M_q * c / rms(r)
+def test_normalized_target_scales_with_q_and_ignores_a_constant_added_to_it(q_scale, q_shift):
+    # Rewards c * r + b give Q = c * Q_r + b / (1 - gamma). Here Q = s * c . a + b: grad_a Q = s * c, and the scale, its
+    # RMS, is s * rms(c) whatever b is. The paper's target -M_q * s * c scales with s; the normalised one is
+    # -M_q * c / rms(c) for every s and b, so a denoiser outputting that has zero loss on every such Q.
     c = jnp.array([0.5, -2.0])
-    target = -3.0 * c / jnp.sqrt(jnp.mean((REWARDS if by_rewards else c) ** 2))
+    target = -3.0 * c / jnp.sqrt(jnp.mean(c**2))
 
     class Constant:
         act_dim = 2
@@ -54,14 +65,12 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
         def apply(self, params, obs, a, t):
             return jnp.broadcast_to(target, a.shape)
 
-    schedule, critics = qsm.ddpm_schedule(5), ScaledLinearCritics(c, q_scale)
+    schedule, critics = qsm.ddpm_schedule(5), ScaledLinearCritics(c, q_scale, q_shift)
     obs, actions = jnp.ones((16, 4)), jnp.linspace(-1, 1, 32).reshape(16, 2)
     key = jax.random.key(0)
-    rewards = q_scale * REWARDS if by_rewards else None
-    loss, (q_grad, _, rms) = qsm.actor_loss(
-        None, None, obs, actions, key, Constant(), critics, schedule, 3.0, empty_rms(), rewards=rewards
-    )
+    loss, (q_grad, _, rms) = qsm.actor_loss(None, None, obs, actions, key, Constant(), critics, schedule, 3.0, empty_rms())
     assert float(loss) == pytest.approx(0.0, abs=1e-8)
+    assert float(rms.value()) == pytest.approx(q_scale * float(jnp.sqrt(jnp.mean(c**2))), rel=1e-5)
     np.testing.assert_allclose(q_grad, jnp.broadcast_to(q_scale * c, (16, 2)), rtol=1e-5)
     assert float(rms.weight) == pytest.approx(0.01)  # the updated running RMS comes back, this batch included
     plain_loss, (_, _, no_rms) = qsm.actor_loss(None, None, obs, actions, key, Constant(), critics, schedule, 3.0)
@@ -69,10 +78,9 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
     assert no_rms is None
 
 
-@pytest.mark.parametrize("flag", ["normalize_q_grad", "reward_scale_q_grad"])
-def test_update_carries_the_running_rms_in_its_state_and_compiles_once(flag):
-    args = qsm.Args(batch_size=16, hidden_dim=16, box_prior=True, **{flag: True})
-    tag = "qsm/reward_rms" if flag == "reward_scale_q_grad" else "qsm/q_grad_rms"
+def test_update_carries_the_running_rms_in_its_state_and_compiles_once():
+    args = qsm.Args(batch_size=16, hidden_dim=16, box_prior=True, normalize_q_grad=True)
+    tag = "qsm/q_grad_rms"
     eps_theta, critic = qsm.Denoiser(2, 16), qsm.TwinQNetwork(16)
     actor_tx, critic_tx = optax.adam(1e-3), optax.adam(1e-3)
     state = qsm.init_qsm_state(jax.random.key(0), eps_theta, critic, actor_tx, critic_tx, obs_dim=3, act_dim=2)
@@ -85,8 +93,6 @@ def test_update_carries_the_running_rms_in_its_state_and_compiles_once(flag):
         assert float(state.q_grad_rms.weight) == pytest.approx(1 - 0.99**step, rel=1e-5)
         assert float(metrics[tag]) == pytest.approx(float(state.q_grad_rms.value()))
         assert float(metrics[tag]) > 1e-6
-        if step == 1 and flag == "reward_scale_q_grad":  # bias-corrected: the first batch's RMS of the rewards
-            assert float(metrics[tag]) == pytest.approx(float(np.sqrt(np.mean(rewards**2))), rel=1e-5)
         assert np.isfinite(float(metrics["losses/actor_loss"]))
     assert update._cache_size() == 1  # the running RMS is part of the jitted state: no retrace from step to step
 

@@ -12,28 +12,37 @@ import qsm_continuous_action as qsm
 VARIANTS = {"normalize_q_grad": dict(normalize_q_grad=True), "box_prior": dict(box_prior=True)}
 
 
-def test_running_rms_tracks_the_rms_of_its_stream():
+def test_running_rms_follows_its_stream_and_floors_at_a_tenth_of_its_peak():
     rms = qsm.RunningRMS(decay=0.99)
     torch.manual_seed(0)
-    first = torch.randn(256, 3) * 5.0
+    first = torch.randn(256, 3)
     # bias-corrected: after one batch the estimate is that batch's RMS, not 1% of it
     assert rms.update(first).item() == pytest.approx(first.pow(2).mean().sqrt().item(), rel=1e-5)
+    for _ in range(500):
+        rms.update(torch.randn(256, 3))
+    # the rewards x100 mid-run (grad_a Q x100): within 200 updates the scale is within 10% of the new RMS. A scale
+    # frozen at its first value stays at 1.
+    for _ in range(200):
+        value = rms.update(torch.randn(256, 3) * 100.0)
+    assert value.item() == pytest.approx(100.0, rel=0.1)
+    # Q turns flat in a (a solved task): the RMS falls to 0.01, the scale stops at a tenth of its peak, so the target
+    # shrinks 10 000-fold instead of staying at full size; without the floor the scale would be 0.01.
     for _ in range(2000):
-        value = rms.update(torch.randn(256, 3) * 0.1)
-    assert value.item() == pytest.approx(0.1, rel=0.05)
+        value = rms.update(torch.randn(256, 3) * 0.01)
+    assert value.item() == pytest.approx(0.1 * rms.peak.item(), rel=1e-6)
+    assert 90.0 < rms.peak.item() < 110.0
+    # a critic exactly flat in a: a zero target, not 0 / 0
+    assert torch.isfinite(qsm.RunningRMS().update(torch.zeros(256, 3))).all()
 
 
-REWARDS = torch.linspace(0.0, 0.5, 16)[:, None]  # RMS 0.29
-
-
-@pytest.mark.parametrize("by_rewards", [False, True], ids=["normalize_q_grad", "reward_scale_q_grad"])
+@pytest.mark.parametrize("q_shift", [0.0, 1000.0])
 @pytest.mark.parametrize("q_scale", [0.01, 1.0, 100.0])
-def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
-    # Q = s * c . a: grad_a Q = s * c. The paper's target -M_q * s * c scales with s; the normalised one is
-    # -M_q * c / rms(c) whatever s is, so a denoiser outputting that has zero loss at every scale.
-    # --reward-scale-q-grad: rewards s * r scale with Q (Q sums them), and -M_q * s * c / rms(s * r) = -M_q * c / rms(r)
+def test_normalized_target_scales_with_q_and_ignores_a_constant_added_to_it(q_scale, q_shift):
+    # Rewards c * r + b give Q = c * Q_r + b / (1 - gamma). Here Q = s * c . a + b: grad_a Q = s * c, and the scale, its
+    # RMS, is s * rms(c) whatever b is. The paper's target -M_q * s * c scales with s; the normalised one is
+    # -M_q * c / rms(c) for every s and b, so a denoiser outputting that has zero loss on every such Q.
     c = torch.tensor([0.5, -2.0])
-    target = -3.0 * c / (REWARDS if by_rewards else c).pow(2).mean().sqrt()
+    target = -3.0 * c / c.pow(2).mean().sqrt()
 
     class Constant(torch.nn.Module):
         def forward(self, obs, a, t):
@@ -41,10 +50,11 @@ def test_normalized_target_does_not_depend_on_the_q_scale(q_scale, by_rewards):
 
     schedule = qsm.ddpm_schedule(5)
     obs, actions = torch.randn(16, 4), torch.rand(16, 2) * 2 - 1
-    critics = [lambda s, a: q_scale * (a @ c[:, None])]
-    rewards = q_scale * REWARDS if by_rewards else None
-    loss, q_grad, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0, qsm.RunningRMS(), rewards=rewards)
+    critics = [lambda s, a: q_scale * (a @ c[:, None]) + q_shift]
+    rms = qsm.RunningRMS()
+    loss, q_grad, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0, rms)
     assert loss.item() == pytest.approx(0.0, abs=1e-8)
+    assert rms.value.item() == pytest.approx(q_scale * c.pow(2).mean().sqrt().item(), rel=1e-5)
     torch.testing.assert_close(q_grad, q_scale * c.expand(16, 2))
     plain_loss, _, _ = qsm.actor_loss(Constant(), critics, schedule, obs, actions, 3.0)
     assert plain_loss.item() > 0.1  # without the flag the target moves with the scale
