@@ -7,6 +7,10 @@ final evaluation return. Per env and algorithm: the mean ± sample std over seed
 normalised returns with 95% stratified-bootstrap intervals, by plot.py's rules (the same normalisation: per env, 0 and
 1 are the lowest and highest final evaluation return of the algorithms that enter; an algorithm enters only with the
 same number of seeds on every env). Of two rows with the same env, algorithm and seed, the later one counts.
+
+`--fixed-references` normalises by fixed scores instead, so that adding a row never moves another row's number:
+MuJoCo (return - random) / (TD3 - random) with the random and TD3 scores that SimbaV2's code tabulates for the v4
+tasks, DMC return / 1000. `--improvement X>Y` prints rliable's probability of improvement P(X > Y) with its interval.
 """
 
 import argparse
@@ -17,7 +21,25 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot import iqm_intervals, mean_std, normalised_scores  # noqa: E402
+from plot import interval_estimates, iqm_intervals, mean_std, normalised_scores  # noqa: E402
+
+# (random, TD3) returns of the v4 MuJoCo tasks, as SimbaV2's code (github.com/dojeon-ai/SimbaV2) tabulates them
+MUJOCO_REFERENCES = {"Hopper-v4": (18.791, 3226.0), "Walker2d-v4": (2.791, 3946.0), "HalfCheetah-v4": (-289.415, 10574.0),
+                     "Ant-v4": (-70.288, 3942.0), "Humanoid-v4": (120.423, 5165.0)}  # fmt: skip
+
+
+def fixed_references(envs):
+    """env -> (score of 0, score of 1): the MuJoCo table above, (0, 1000) for the DeepMind Control Suite."""
+    return {env: MUJOCO_REFERENCES[env] if env in MUJOCO_REFERENCES else (0.0, 1000.0) for env in envs}
+
+
+def improvement(scores, x, y, reps=2000):
+    """rliable's probability of improvement P(x > y) over the tasks, with its 95% stratified-bootstrap interval."""
+    from rliable import metrics
+
+    point, interval = interval_estimates({"pair": (scores[x], scores[y])}, metrics.probability_of_improvement, reps)
+    low, high = np.ravel(interval["pair"])
+    return float(point["pair"]), (float(low), float(high))
 
 
 def read_rows(paths, algos=None):
@@ -36,6 +58,8 @@ def main(argv=None):
     parser.add_argument("csvs", nargs="+", help="CSV files written by plot.py --csv")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms (default: all)")
     parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--fixed-references", action="store_true", help="normalise by fixed reference scores (above)")
+    parser.add_argument("--improvement", nargs="*", default=[], metavar="X>Y", help="print P(X > Y) (rliable)")
     args = parser.parse_args(argv)
 
     finals = read_rows(args.csvs, args.algos)
@@ -47,13 +71,18 @@ def main(argv=None):
     for (env, algo), entry in sorted(table.items()):
         mean, std = mean_std(entry["eval_finals"])
         print(f"| {env} | {algo} | {len(entry['eval_finals'])} | {mean:.1f} ± {std:.1f} |")
-    scores, ranges = normalised_scores(table)
+    references = fixed_references({env for env, _ in table}) if args.fixed_references else None
+    scores, ranges = normalised_scores(table, references)
     if scores:
         print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
         for env, (low, high) in ranges.items():
             print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}")
         for algo, (point, (low, high)) in sorted(iqm_intervals(scores, args.bootstrap_reps).items()):
             print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
+        for pair in args.improvement:
+            x, y = pair.split(">")
+            point, (low, high) = improvement(scores, x, y, args.bootstrap_reps)
+            print(f"  P({x} > {y}) = {point:.2f} [{low:.2f}, {high:.2f}]")
     return 0
 
 
