@@ -538,3 +538,68 @@ def test_update_cost_times_each_flag_set():
     assert lines[0].endswith("x1.00") and all(float(line.split()[-5]) > 0 for line in lines)
     bad = subprocess.run(tool + small + ["--", "--no-such-flag"], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0
+
+
+# A stand-in training script that writes a run folder as the real ones do: runs/{env}__{exp_name}__{seed}__{time}/ with
+# one evaluation and two training episodes, and counts its starts in starts.txt.
+FAKE_RUN = textwrap.dedent(
+    """
+    import argparse, time
+    from torch.utils.tensorboard import SummaryWriter
+    p = argparse.ArgumentParser()
+    p.add_argument("--exp-name"); p.add_argument("--env-id"); p.add_argument("--seed", type=int)
+    a = p.parse_args()
+    open("starts.txt", "a").write(f"{a.env_id} {a.seed}\\n")
+    w = SummaryWriter(f"runs/{a.env_id}__{a.exp_name}__{a.seed}__{int(time.time())}")
+    w.add_scalar("charts/episodic_return", 10.0 * a.seed, 50)
+    w.add_scalar("charts/episodic_return", 20.0 * a.seed, 90)
+    w.add_scalar("eval/episodic_return", 7.5 * a.seed, 100)
+    w.close()
+    """
+)
+
+
+def test_launcher_results_csv_records_each_run_once_with_commit_cpu_and_curves(tmp_path):
+    (tmp_path / "fake_run.py").write_text(FAKE_RUN)
+    results = tmp_path / "results" / "runs.csv"
+    cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", "1", "2", "--workers", "2", "--results-csv",
+           str(results), "--", sys.executable, "fake_run.py", "--exp-name", "fake"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open(results, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda row: row["seed"])
+    assert [(r["task"], r["algorithm"], r["seed"], float(r["final_eval_return"])) for r in rows] == [
+        ("EnvA", "fake", "1", 7.5), ("EnvA", "fake", "2", 15.0)]  # fmt: skip
+    assert float(rows[1]["final_train_return"]) == pytest.approx(30.0)  # the mean of the last (up to 10) episodes
+    assert rows[0]["commit"] and rows[0]["cpu"] and rows[0]["command"].endswith("--env-id EnvA --seed 1")
+    with open(results.parent / "curves" / "EnvA__fake__2.csv", newline="") as f:
+        curve = [(int(r["step"]), r["tag"], float(r["value"])) for r in csv.DictReader(f)]
+    assert curve == [(100, "eval/episodic_return", 15.0), (50, "charts/episodic_return", 20.0),
+                     (90, "charts/episodic_return", 40.0)]  # fmt: skip
+    # another machine: no logs, no run folders, only the committed CSV; the launcher runs nothing again
+    for path in ("runs",):
+        subprocess.run(["rm", "-r", str(tmp_path / path)], check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 jobs on backend local" in proc.stdout
+    assert (tmp_path / "starts.txt").read_text().count("\n") == 2
+    with open(results, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+def test_aggregate_csv_fixed_references_and_probability_of_improvement(tmp_path, capsys):
+    import aggregate_csv
+
+    path = tmp_path / "rows.csv"
+    rows = [("Hopper-v4", "x", s, 3226.0) for s in (1, 2)] + [("Hopper-v4", "y", s, 18.791) for s in (1, 2)]
+    rows += [("dm_control-walker-walk-v0", "x", s, 500.0) for s in (1, 2)] + [("dm_control-walker-walk-v0", "y", 1, 900.0),
+             ("dm_control-walker-walk-v0", "y", 2, 100.0)]  # fmt: skip
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "algorithm", "seed", "command", "final_eval_return", "final_train_return", "sps_median", "run_dir"])
+        writer.writerows([task, algo, seed, "", score, "", "", ""] for task, algo, seed, score in rows)
+    assert aggregate_csv.main([str(path), "--fixed-references", "--improvement", "x>y", "--bootstrap-reps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "Hopper-v4: 0 = 18.8, 1 = 3226.0" in out and "dm_control-walker-walk-v0: 0 = 0.0, 1 = 1000.0" in out
+    # Hopper-v4: x (1.0) beats y (0.0) in every pair; walker-walk: 0.5 against 0.9 and 0.1, one pair of two: (1 + 0.5) / 2
+    assert "P(x > y) = 0.75" in out
