@@ -21,3 +21,16 @@ def test_scripts_within_their_line_budgets():
     for script, budget in [("qsm_continuous_action.py", 630), ("qsm_continuous_action_jax.py", 712)]:
         with open(os.path.join(ROOT, script), encoding="utf-8") as f:
             assert len(f.readlines()) <= budget, script
+
+
+def test_readme_quotes_the_recommended_recipe_as_the_results_index_maps_it():
+    import re
+
+    with open(os.path.join(ROOT, "benchmark", "results", "README.md"), encoding="utf-8") as f:
+        rows = re.findall(r"^\| `([\w-]+)` \(recommended\) \| `([^`]+)` \|", f.read(), re.MULTILINE)
+    assert len(rows) == 1  # one recommended recipe, one row
+    name, flags = rows[0]
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    quoted = re.findall(r"\*\*The `([\w-]+)` recipe\*\*, beyond the paper, is the one we recommend:\s+`([^`]+)`", readme)
+    assert quoted == [(name, flags)]
