@@ -534,7 +534,7 @@ if __name__ == "__main__":
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr, betas=q_betas)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
     optimizers = (q_optimizer, actor_optimizer)  # as qsm_update takes them
-    cosine = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, args.actor_lr_decay_steps) / args.actor_lr_decay_steps))  # noqa: E731
+    cosine = lambda step, d=args.actor_lr_decay_steps: 0.5 * (1 + math.cos(math.pi * min(step, d) / d))  # noqa: E731
     actor_scheduler = optim.lr_scheduler.LambdaLR(actor_optimizer, cosine)  # cosine decay to 0 over actor_lr_decay_steps
     schedule = ddpm_schedule(args.diffusion_steps, device)
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None

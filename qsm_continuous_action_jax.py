@@ -294,9 +294,7 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     return qf_losses.sum(), (qf_losses, q_values, sampled_actions, batch_stats)
 
 
-def actor_loss(
-    eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False
-):
+def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
     With `rms` (--normalize-q-grad), grad_a Q is divided by its running RMS.
     Returns the loss and (grad_a Q, eps, the updated running RMS or None)."""

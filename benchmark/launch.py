@@ -287,7 +287,8 @@ class Results:
             with open(os.path.join(os.path.dirname(self.path) or ".", "curves", name + ".csv"), "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(["step", "tag", "value"])
-                writer.writerows([int(step), tag, repr(float(value))] for tag in CURVE_TAGS for step, value in scalars.get(tag, ()))
+                curves = ((tag, step, value) for tag in CURVE_TAGS for step, value in scalars.get(tag, ()))
+                writer.writerows([int(step), tag, repr(float(value))] for tag, step, value in curves)
             new = not os.path.isfile(self.path)
             with open(self.path, "a", newline="") as f:
                 writer = csv.writer(f)

@@ -596,7 +596,8 @@ def test_aggregate_csv_fixed_references_and_probability_of_improvement(tmp_path,
              ("dm_control-walker-walk-v0", "y", 2, 100.0)]  # fmt: skip
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["task", "algorithm", "seed", "command", "final_eval_return", "final_train_return", "sps_median", "run_dir"])
+        writer.writerow(["task", "algorithm", "seed", "command", "final_eval_return", "final_train_return", "sps_median",
+                         "run_dir"])  # fmt: skip
         writer.writerows([task, algo, seed, "", score, "", "", ""] for task, algo, seed, score in rows)
     assert aggregate_csv.main([str(path), "--fixed-references", "--improvement", "x>y", "--bootstrap-reps", "200"]) == 0
     out = capsys.readouterr().out

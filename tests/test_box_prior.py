@@ -6,8 +6,8 @@ import bandit
 import numpy as np
 import pytest
 import torch
-
 from conftest import seeds
+
 import qsm_continuous_action as qsm
 
 
@@ -17,7 +17,7 @@ def test_box_prior_eps_is_minus_sigma_times_the_score_of_the_noised_box():
     for alpha_bar in qsm.ddpm_schedule(5)["alpha_bars"].double():
         s, sigma = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
 
-        def log_p(x):
+        def log_p(x, s=s, sigma=sigma):
             return torch.log(torch.special.ndtr((s - x) / sigma) - torch.special.ndtr((-s - x) / sigma))
 
         h = 1e-5

@@ -28,7 +28,7 @@ def test_flattened_observation_matches_the_task_spec():
 def test_dm_control_episodes_end_by_truncation_not_termination():
     env = qsm.make_env("dm_control/cartpole-balance-v0", seed=0, idx=1, capture_video=False, run_name="")()
     env.reset(seed=0)
-    for step in range(1000):
+    for step in range(1000):  # noqa: B007  (read after the loop)
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         assert not terminated
         if truncated:

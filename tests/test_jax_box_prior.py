@@ -2,13 +2,13 @@
 JAX reverse chain, and the flat-reward bandit trained with the JAX update."""
 
 import bandit_jax
-from conftest import seeds
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 import torch
+from conftest import seeds
 
 import qsm_continuous_action as qsm_torch
 import qsm_continuous_action_jax as qsm

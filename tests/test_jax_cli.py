@@ -9,7 +9,6 @@ import sys
 import pytest
 from flax import serialization
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from test_cli import BAD_INPUTS, SHORT_RUN, TAGS
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "qsm_continuous_action_jax.py")

@@ -72,7 +72,7 @@ def test_init_is_xavier_uniform_with_zero_biases_and_fourier_std_0_2():
     t = jnp.zeros((1,), jnp.int32)
     eps_params = jax.jit(eps_theta.init)(jax.random.key(1), jnp.zeros((1, 17)), jnp.zeros((1, 6)), t)["params"]
     assert np.std(eps_params["FourierFeatures_0"]["w"]) == pytest.approx(0.2, rel=0.1)
-    q1, q2 = (jax.tree.map(lambda p: p[i], critic_params["VmapQNetwork_0"]) for i in range(2))
+    q1, q2 = (jax.tree.map(lambda p, i=i: p[i], critic_params["VmapQNetwork_0"]) for i in range(2))
     assert not np.allclose(q1["Dense_0"]["kernel"], q2["Dense_0"]["kernel"])  # two independent critics
     for layers in (q1, {k: v for k, v in eps_params.items() if k.startswith("Dense")}):
         for layer in layers.values():

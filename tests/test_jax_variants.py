@@ -22,7 +22,9 @@ def test_running_rms_follows_its_stream_and_floors_at_a_tenth_of_its_peak():
     assert float(rms.value()) == pytest.approx(float(jnp.sqrt(jnp.mean(first**2))), rel=1e-5)
 
     def run(rms, updates, size, offset):
-        batch = lambda i, rms: rms.update(jax.random.normal(jax.random.fold_in(key, offset + i), (256, 3)) * size)  # noqa: E731
+        def batch(i, rms):
+            return rms.update(jax.random.normal(jax.random.fold_in(key, offset + i), (256, 3)) * size)
+
         return jax.jit(lambda rms: jax.lax.fori_loop(0, updates, batch, rms))(rms)
 
     rms = run(rms, 500, 1.0, 0)

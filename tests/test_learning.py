@@ -8,10 +8,10 @@ Every threshold clears with margin the values measured over seeds 0-7 and the fl
 `frozen`, target critics that never move (tau = 0). In the comments, "torch a-b, jax c-d" is the range over that grid
 and "sign: x" the value the broken update gave at the test's own seed."""
 
-from bandit import near
-from conftest import seeds
 import numpy as np
 import pytest
+from bandit import near
+from conftest import seeds
 
 pytestmark = pytest.mark.learning
 

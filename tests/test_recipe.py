@@ -2,10 +2,10 @@
 target's flags with the paper's critics and with --crossq, on a bandit whose rewards go to 0 at the peak (costs, as on
 Reacher-v4) and one whose rewards are constant."""
 
-from bandit import near
-from conftest import seeds
 import numpy as np
 import pytest
+from bandit import near
+from conftest import seeds
 
 RECIPE = {"normalize_q_grad": True, "box_prior": True}  # and M_q = 1, train_bandit's second argument below
 

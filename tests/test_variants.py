@@ -5,8 +5,8 @@ with both scripts' updates)."""
 import numpy as np
 import pytest
 import torch
-
 from conftest import seeds
+
 import qsm_continuous_action as qsm
 
 VARIANTS = {"normalize_q_grad": dict(normalize_q_grad=True), "box_prior": dict(box_prior=True)}
