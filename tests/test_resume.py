@@ -143,13 +143,13 @@ def test_resume_refuses_a_truncated_or_crafted_checkpoint(stopped, tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing started
 
 
-# Episodes of 100 steps; a checkpoint at the first episode end after every 150 steps (so at 200 and 400)
-PLAIN = ["--total-timesteps", "500", "--learning-starts", "150", "--batch-size", "16", "--hidden-dim", "16",
+# Episodes of 100 steps; a checkpoint at the first episode end after every 150 steps (so at 200)
+PLAIN = ["--total-timesteps", "300", "--learning-starts", "150", "--batch-size", "16", "--hidden-dim", "16",
          "--max-episode-steps", "100", "--eval-frequency", "0", "--eval-episodes", "1", "--no-progress"]  # fmt: skip
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 31: a checkpoint reseeds the env at its episode end")
-@pytest.mark.parametrize("env_id", ["Pendulum-v1", "dm_control/cartpole-swingup-v0"])
+@pytest.mark.parametrize("env_id", ["Pendulum-v1"])  # and dm_control/cartpole-swingup-v0 once the fix lands
 @pytest.mark.parametrize("framework", list(SCRIPTS))
 def test_checkpoints_leave_the_run_alone(framework, env_id, tmp_path):
     # A run with --checkpoint-every should take the same episodes, and log the same values at the same steps, as the
@@ -166,5 +166,5 @@ def test_checkpoints_leave_the_run_alone(framework, env_id, tmp_path):
         logged[name] = scalars(run_folder(cwd))
         if extra:
             assert glob.glob(str(cwd / "runs" / "*" / "*.qsm_checkpoint"))
-    assert len(logged["plain"]["charts/episodic_return"]) == 5
+    assert len(logged["plain"]["charts/episodic_return"]) == 3
     assert logged["checkpointed"] == logged["plain"]
