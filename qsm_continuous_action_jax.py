@@ -382,7 +382,8 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         }
         if args.normalize_q_grad:
             metrics["qsm/q_grad_rms"] = q_grad_rms.value()
-        q_grad_rms = q_grad_rms or state.q_grad_rms  # the paper's target leaves it as it is
+        else:
+            q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
         return state, metrics
 

@@ -42,6 +42,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # plot.py, beside this file
+from plot import EVAL_TAG, RETURN_TAG, SPS_TAG, Run, env_name, final_return, read_scalars  # noqa: E402
 
 CHECKPOINT_EXIT = 75  # EX_TEMPFAIL: the training script stopped on a signal after writing its checkpoint ("resume me")
 
@@ -236,7 +237,6 @@ def finished_run(job):
 # and its curves beside the CSV; a job whose row is already there is skipped, wherever that row was made.
 RESULT_COLUMNS = ["task", "algorithm", "seed", "command", "commit", "cpu", "final_eval_return", "final_train_return",
                   "sps_median", "run_dir"]  # fmt: skip
-CURVE_TAGS = ("eval/episodic_return", "charts/episodic_return")
 
 
 def source_commit():
@@ -256,7 +256,7 @@ def cpu_model():
 
 class Results:
     def __init__(self, path):
-        self.path, self.lock = path, threading.Lock()
+        self.path, self.curves_dir, self.lock = path, os.path.join(os.path.dirname(path), "curves"), threading.Lock()
         self.commit, self.cpu = source_commit(), cpu_model()
 
     def rows(self):
@@ -265,31 +265,33 @@ class Results:
         with open(self.path, newline="") as f:
             return list(csv.DictReader(f))
 
-    def recorded(self, job):
-        """The row of this very run, if the CSV has one."""
-        for row in self.rows():
-            same = (row["task"], row["algorithm"], row["seed"]) == (job.env_id.replace("/", "-"), job.exp_name, str(job.seed))
-            if same and same_run(shlex.split(row["command"])[1:], job.command[1:]):  # whatever the interpreter's path
-                return row
-        return None
+    @staticmethod
+    def recorded(job, rows):
+        """Whether `rows` (the CSV's) hold this very run."""
+        key = (env_name(job.env_id), job.exp_name, str(job.seed))
+        return any(
+            (row["task"], row["algorithm"], row["seed"]) == key
+            and same_run(shlex.split(row["command"])[1:], job.command[1:])  # whatever the interpreter's path
+            for row in rows
+        )
 
     def add(self, job, run_dir):
-        """Append the finished run's row and write its curves (step, tag, value) to curves/TASK__ALGORITHM__SEED.csv."""
-        from plot import read_scalars
-
-        scalars = read_scalars(run_dir)
-        evals, train, sps = (scalars.get(tag, np.zeros((0, 2))) for tag in (*CURVE_TAGS, "charts/SPS"))
-        name = f"{job.env_id.replace('/', '-')}__{job.exp_name}__{job.seed}"
-        row = [job.env_id.replace("/", "-"), job.exp_name, job.seed, shlex.join(job.command), self.commit, self.cpu,
-               repr(float(evals[-1, 1])) if len(evals) else "", repr(float(train[-10:, 1].mean())) if len(train) else "",
-               repr(float(np.median(sps[:, 1]))) if len(sps) else "", run_dir]  # fmt: skip
+        """Append the finished run's row (its numbers as plot.py's CSV has them) and write its curves (step, tag, value)
+        to curves/TASK__ALGORITHM__SEED.csv."""
+        run = Run(env_name(job.env_id), job.exp_name, job.seed, run_dir, read_scalars(run_dir))
+        sps = run.series(SPS_TAG)[:, 1]
+        row = [run.env_id, run.algo, run.seed, shlex.join(job.command), self.commit, self.cpu,
+               "" if np.isnan(run.final_eval) else repr(run.final_eval),
+               repr(final_return(run, 10)) if len(run.series(RETURN_TAG)) else "",
+               repr(float(np.median(sps))) if len(sps) else "", run_dir]  # fmt: skip
         with self.lock:
-            os.makedirs(os.path.join(os.path.dirname(self.path) or ".", "curves"), exist_ok=True)
-            with open(os.path.join(os.path.dirname(self.path) or ".", "curves", name + ".csv"), "w", newline="") as f:
+            os.makedirs(self.curves_dir, exist_ok=True)
+            with open(os.path.join(self.curves_dir, f"{run.env_id}__{run.algo}__{run.seed}.csv"), "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(["step", "tag", "value"])
-                curves = ((tag, step, value) for tag in CURVE_TAGS for step, value in scalars.get(tag, ()))
-                writer.writerows([int(step), tag, repr(float(value))] for tag, step, value in curves)
+                writer.writerows(
+                    [int(step), tag, repr(float(value))] for tag in (EVAL_TAG, RETURN_TAG) for step, value in run.series(tag)
+                )
             new = not os.path.isfile(self.path)
             with open(self.path, "a", newline="") as f:
                 writer = csv.writer(f)
@@ -696,10 +698,12 @@ def main(argv=None):
     finished = {i: finished_run(job) for i, job in enumerate(jobs)}
     finished = {i: run_dir for i, run_dir in finished.items() if run_dir}
     if results and not args.rerun_finished:  # a row in the results CSV counts as finished, whichever machine made it
+        rows = results.rows()
+        recorded = {i for i, job in enumerate(jobs) if results.recorded(job, rows)}
         for i, run_dir in finished.items():  # finished here before its row was written (say, the launcher was stopped)
-            if not results.recorded(jobs[i]) and not args.dry_run:
+            if i not in recorded and not args.dry_run:
                 results.add(jobs[i], run_dir)
-        finished.update({i: f"row in {args.results_csv}" for i, job in enumerate(jobs) if results.recorded(job)})
+        finished.update({i: f"row in {args.results_csv}" for i in recorded})
     done = {} if args.rerun_finished else finished
     todo = [job for i, job in enumerate(jobs) if i not in done]
     for i, job in enumerate(jobs):
