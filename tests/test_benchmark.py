@@ -376,32 +376,32 @@ def test_aggregate_csv_reproduces_the_study_from_its_csv(tmp_path, capsys):
     # earlier one of the same run, and an algorithm with a missing env leaves the aggregate.
     import aggregate_csv
 
-    study = os.path.join(ROOT, "benchmark", "study_50k.csv")
-    with open(os.path.join(ROOT, "benchmark", "study_50k.md")) as f:
-        published_md = f.read().splitlines()
-    published = [line.strip() for line in published_md if line.strip().startswith(("qsm_jax_improved:", "sac_sb3:"))]
+    study = os.path.join(ROOT, "benchmark", "results", "study_50k", "runs.csv")
+    with open(os.path.join(ROOT, "benchmark", "results", "study_50k", "README.md")) as f:
+        published_md = f.read().split("\n## 2.")[0].splitlines()  # the report's first section: the study's own runs
+    published = [line.strip() for line in published_md if line.strip().startswith(("grad-rms-targets:", "sac:"))]
     assert len(published) == 2
-    assert aggregate_csv.main([study, "--algos", "sac_sb3", "qsm_jax_improved", "qsm_jax_reference"]) == 0
+    assert aggregate_csv.main([study, "--algos", "sac", "grad-rms-targets", "paper"]) == 0
     out = capsys.readouterr().out
     assert all(line in out for line in published)
     md_rows = [[c.strip() for c in line.split("|")[1:-1]] for line in published_md if line.startswith("| ")]
     md_rows = [r for r in md_rows if len(r) == 9]  # the first table (env, algorithm, seeds, last step, final eval, ...)
-    finals = [f"| {r[0]} | {r[1]} | {r[2]} | {r[4]} |" for r in md_rows if r[1] in ("sac_sb3", "qsm_jax_improved")]
+    finals = [f"| {r[0]} | {r[1]} | {r[2]} | {r[4]} |" for r in md_rows if r[1] in ("sac", "grad-rms-targets")]
     assert len(finals) == 8 and all(row in out for row in finals)  # the table's final eval returns, 4 envs x 2
     later = tmp_path / "later.csv"
     with open(study) as f:
-        rows = [r for r in csv.DictReader(f) if r["algorithm"] == "sac_sb3" and r["task"] == "Hopper-v4"]
+        rows = [r for r in csv.DictReader(f) if r["algorithm"] == "sac" and r["task"] == "Hopper-v4"]
     rows[0]["final_eval_return"] = "1000.0"
     extra = dict(rows[1], algorithm="partial")
     with open(later, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows([rows[0], extra])
-    assert aggregate_csv.main([study, str(later), "--algos", "sac_sb3", "partial"]) == 0
+    assert aggregate_csv.main([study, str(later), "--algos", "sac", "partial"]) == 0
     out = capsys.readouterr().out
     values = [float(r["final_eval_return"]) for r in rows]
     mean = np.mean([1000.0] + values[1:])
-    assert f"| Hopper-v4 | sac_sb3 | 3 | {mean:.1f}" in out
+    assert f"| Hopper-v4 | sac | 3 | {mean:.1f}" in out
     assert "partial:" not in out and "| Hopper-v4 | partial | 1 |" in out
 
 
