@@ -29,6 +29,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -140,13 +141,17 @@ def event_files(run_dir):
     return glob.glob(os.path.join(run_dir, "events.out.tfevents.*")) if run_dir else []
 
 
-def without_checkpoint_every(command):
-    flag = "--checkpoint-every"
+def without_flag(command, flag):
+    """The command without `flag` and its value (`--flag V` or `--flag=V`)."""
     return [
         arg
         for i, arg in enumerate(command)
         if arg != flag and not arg.startswith(flag + "=") and not (i > 0 and command[i - 1] == flag)
     ]
+
+
+def without_checkpoint_every(command):
+    return without_flag(command, "--checkpoint-every")
 
 
 def same_run(a, b):
@@ -246,6 +251,12 @@ def source_commit():
     return head + ("-dirty" if dirty.strip() else "")
 
 
+def curves_file(task, algorithm, seed):
+    """TASK__ALGORITHM__SEED.csv, with each run of characters other than letters, digits, `.`, `-` and `_` in the
+    algorithm (a recipe name such as "grad-rms (torch)") as one `_`."""
+    return f"{task}__{re.sub(r'[^A-Za-z0-9._-]+', '_', algorithm).strip('_')}__{seed}.csv"
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -255,9 +266,9 @@ def cpu_model():
 
 
 class Results:
-    def __init__(self, path):
+    def __init__(self, path, recipe=None):
         self.path, self.curves_dir, self.lock = path, os.path.join(os.path.dirname(path), "curves"), threading.Lock()
-        self.commit, self.cpu = source_commit(), cpu_model()
+        self.commit, self.cpu, self.recipe = source_commit(), cpu_model(), recipe
 
     def rows(self):
         if not os.path.isfile(self.path):
@@ -267,18 +278,20 @@ class Results:
 
     @staticmethod
     def recorded(job, rows):
-        """Whether `rows` (the CSV's) hold this very run."""
-        key = (env_name(job.env_id), job.exp_name, str(job.seed))
+        """Whether `rows` (the CSV's) hold this very run: the same task, seed and command but for `--exp-name`, which
+        only names the run folder, so that renaming a recipe in the `algorithm` column reruns nothing."""
+        command = without_flag(job.command[1:], "--exp-name")  # [1:]: whatever the interpreter's path
         return any(
-            (row["task"], row["algorithm"], row["seed"]) == key
-            and same_run(shlex.split(row["command"])[1:], job.command[1:])  # whatever the interpreter's path
+            (row["task"], row["seed"]) == (env_name(job.env_id), str(job.seed))
+            and same_run(without_flag(shlex.split(row["command"])[1:], "--exp-name"), command)
             for row in rows
         )
 
     def add(self, job, run_dir):
-        """Append the finished run's row (its numbers as plot.py's CSV has them) and write its curves (step, tag, value)
-        to curves/TASK__ALGORITHM__SEED.csv."""
-        run = Run(env_name(job.env_id), job.exp_name, job.seed, run_dir, read_scalars(run_dir))
+        """Append the finished run's row (its numbers as plot.py's CSV has them; the algorithm is --recipe, else the
+        run's exp_name) under the CSV's own header, and write its curves (step, tag, value) to curves/, named by
+        curves_file."""
+        run = Run(env_name(job.env_id), self.recipe or job.exp_name, job.seed, run_dir, read_scalars(run_dir))
         sps = run.series(SPS_TAG)[:, 1]
         row = [run.env_id, run.algo, run.seed, shlex.join(job.command), self.commit, self.cpu,
                "" if np.isnan(run.final_eval) else repr(run.final_eval),
@@ -286,18 +299,23 @@ class Results:
                repr(float(np.median(sps))) if len(sps) else "", run_dir]  # fmt: skip
         with self.lock:
             os.makedirs(self.curves_dir, exist_ok=True)
-            with open(os.path.join(self.curves_dir, f"{run.env_id}__{run.algo}__{run.seed}.csv"), "w", newline="") as f:
+            with open(os.path.join(self.curves_dir, curves_file(run.env_id, run.algo, run.seed)), "w", newline="") as f:
                 writer = csv.writer(f)
                 writer.writerow(["step", "tag", "value"])
                 writer.writerows(
                     [int(step), tag, repr(float(value))] for tag in (EVAL_TAG, RETURN_TAG) for step, value in run.series(tag)
                 )
-            new = not os.path.isfile(self.path)
-            with open(self.path, "a", newline="") as f:
-                writer = csv.writer(f)
-                if new:
-                    writer.writerow(RESULT_COLUMNS)
-                writer.writerow(row)
+            first = ""
+            if os.path.isfile(self.path):
+                with open(self.path, newline="") as f:
+                    first = f.readline()
+            header = next(csv.reader([first])) if first.strip() else None
+            ending = "\n" if first.endswith("\n") and not first.endswith("\r\n") else "\r\n"  # the file's own
+            with open(self.path, "a", newline="") as f:  # by the file's header: a study's CSV may add columns
+                writer = csv.DictWriter(f, fieldnames=header or RESULT_COLUMNS, restval="", lineterminator=ending)
+                if not header:
+                    writer.writeheader()
+                writer.writerow(dict(zip(RESULT_COLUMNS, row)))
 
 
 def open_log(job):
@@ -646,7 +664,10 @@ def parse_args(argv):
         "--results-csv",
         default=None,
         help="append each finished run's row (with commit and CPU) here and its curves to curves/ beside it; skip a job "
-        "whose row is already in it",
+        "whose row is already in it (same task, seed and command but for --exp-name)",
+    )
+    parser.add_argument(
+        "--recipe", default=None, help="the recipe name for the results CSV's algorithm column (default: the exp name)"
     )
     parser.add_argument(
         "--rerun-finished", action="store_true", help="run again, from the start, the jobs that finished in an earlier launch"
@@ -692,7 +713,7 @@ def parse_args(argv):
 def main(argv=None):
     args, command = parse_args(sys.argv[1:] if argv is None else argv)
     jobs = make_jobs(command, args.env_ids, args.seeds, args.name, args.log_dir, args.runs_dir)
-    results = Results(os.path.abspath(args.results_csv)) if args.results_csv else None
+    results = Results(os.path.abspath(args.results_csv), args.recipe) if args.results_csv else None
     for job in jobs:
         job.results = results
     finished = {i: finished_run(job) for i, job in enumerate(jobs)}

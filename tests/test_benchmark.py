@@ -587,6 +587,40 @@ def test_launcher_results_csv_records_each_run_once_with_commit_cpu_and_curves(t
         assert len(list(csv.DictReader(f))) == 2
 
 
+def test_launcher_skips_a_recorded_run_whose_algorithm_and_exp_name_were_renamed(tmp_path):
+    """A committed row counts by task, seed and command but for --exp-name: renaming the recipe in the CSV's algorithm
+    column, or the --exp-name in a runner, reruns nothing; a new run's row takes --recipe and the CSV's own columns."""
+    (tmp_path / "fake_run.py").write_text(FAKE_RUN)
+    results = tmp_path / "results" / "runs.csv"
+
+    def launch(seeds, exp_name, *extra):
+        cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", *seeds, "--results-csv", str(results), *extra,
+               "--", sys.executable, "fake_run.py", "--exp-name", exp_name]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    launch(["1", "2"], "fake_old")
+    with open(results, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(results, "w", newline="") as f:  # the committed form: the recipe's name, one more column, \n endings
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["provenance"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(dict(row, algorithm="fake (torch)", provenance="recorded") for row in rows)
+    subprocess.run(["rm", "-r", str(tmp_path / "runs")], check=True)  # another machine: only the CSV
+    assert "0 jobs on backend local" in launch(["1", "2"], "fake_new", "--recipe", "fake (torch)")
+    assert (tmp_path / "starts.txt").read_text().count("\n") == 2
+    assert "1 jobs on backend local" in launch(["1", "2", "3"], "fake_new", "--recipe", "fake (torch)")
+    with open(results, newline="") as f:
+        text = f.read()
+    assert "\r" not in text
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [(r["algorithm"], r["seed"], r["provenance"]) for r in rows] == [
+        ("fake (torch)", "1", "recorded"), ("fake (torch)", "2", "recorded"), ("fake (torch)", "3", "")]  # fmt: skip
+    assert rows[2]["command"].endswith("--exp-name fake_new --env-id EnvA --seed 3")
+    assert (results.parent / "curves" / "EnvA__fake_torch__3.csv").is_file()
+
+
 def test_aggregate_csv_fixed_references_and_probability_of_improvement(tmp_path, capsys):
     import aggregate_csv
 
