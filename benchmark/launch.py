@@ -245,10 +245,14 @@ RESULT_COLUMNS = ["task", "algorithm", "seed", "command", "commit", "cpu", "fina
 
 
 def source_commit():
-    """HEAD of the checkout the launcher runs in, with `-dirty` when its tracked files differ from it."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
-    return head + ("-dirty" if dirty.strip() else "")
+    """HEAD of the checkout the launcher runs in, with `-dirty` when its tracked files differ from it ("unknown" without
+    git on the PATH)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def curves_file(task, algorithm, seed):

@@ -1,6 +1,6 @@
 """Curves, a table, the IQM and performance profiles from the TensorBoard event files under runs/ (no network, no W&B).
 
-    python benchmark/plot.py --runs-dir runs --output benchmark/figures/curves.png --markdown --csv runs.csv
+    python benchmark/plot.py --runs-dir runs --output runs/curves.png --markdown --csv runs.csv
 
 Run folders are named `{env_id}__{exp_name}__{seed}__{time}` (a `/` in the env id becomes `-`, and envs are named that
 way here too); the algorithm is the exp_name. Of several runs with the same env, algorithm and seed only the latest
@@ -506,7 +506,7 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default="runs", help="folder holding the run folders")
     parser.add_argument("--env-ids", nargs="*", default=None, help="only these envs (default: all)")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms, i.e. exp_names (default: all)")
-    parser.add_argument("--output", default="benchmark/figures/curves.png", help="PNG of the curves")
+    parser.add_argument("--output", default="runs/curves.png", help="PNG of the curves")
     parser.add_argument(
         "--profile-output", default=None, help="PNG of the performance profiles (default: {output}_profiles.png)"
     )

@@ -3,6 +3,8 @@
 #   ENV_IDS="InvertedPendulum-v4" SEEDS="1 2 3" WORKERS=2 benchmark/qsm.sh --total-timesteps 10000 --learning-starts 1000
 # Variables: ENV_IDS, SEEDS, WORKERS (jobs at once), DRY_RUN=1 (print the commands), BACKEND (local or slurm), PYTHON,
 # LAUNCH_ARGS (more launcher flags, e.g. LAUNCH_ARGS="--slurm-partition gpu --slurm-time 600 --slurm-gpus 1"),
+# RESULTS (a results CSV: each run's row and curves go there, and a run whose row is there is skipped) and RECIPE (the
+# recipe name its rows take, e.g. "paper (torch)"; default: the --exp-name),
 # CHECKPOINT_EVERY (env steps between two checkpoints, default 10000; 0: none): a cut run resumes from its last one when
 # the same command runs again, and a Slurm job is requeued to resume from it (benchmark/README.md, "Resuming").
 set -euo pipefail
@@ -14,5 +16,6 @@ PYTHON=${PYTHON:-python}  # the interpreter of the jobs and the launcher, e.g. P
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-10000}  # a checkpoint costs < 0.1% of a 50k-step run's time (benchmark/README.md)
 # shellcheck disable=SC2086  # ENV_IDS, SEEDS and LAUNCH_ARGS are lists
 exec "$PYTHON" benchmark/launch.py --env-ids $ENV_IDS --seeds $SEEDS --backend "$BACKEND" ${WORKERS:+--workers "$WORKERS"} \
-    ${DRY_RUN:+--dry-run} ${LAUNCH_ARGS:-} -- "$PYTHON" qsm_continuous_action.py --no-progress \
+    ${DRY_RUN:+--dry-run} ${RESULTS:+--results-csv "$RESULTS"} ${RECIPE:+--recipe "$RECIPE"} \
+    ${LAUNCH_ARGS:-} -- "$PYTHON" qsm_continuous_action.py --no-progress \
     --checkpoint-every "$CHECKPOINT_EVERY" "$@"

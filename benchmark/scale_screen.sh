@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The target-scale screen of issue 30: one recipe (NAME and the JAX script's FLAGS) or SB3 SAC (NAME sac_sb3) on a
+# The target-scale screen of issue 30: one recipe (RECIPE and the JAX script's FLAGS) or SB3 SAC (RECIPE sac) on a
 # block of tasks at the 50k study's settings, seed 1 (SEEDS to change), two jobs side by side with one thread each.
-#   benchmark/scale_screen.sh a  NAME FLAGS...   (a): Reacher-v4 and Pendulum-v1 at 20k steps
-#   benchmark/scale_screen.sh b  NAME FLAGS...   (b): the study's four tasks at 50k steps, seeds 1 2 3
+# RECIPE is the runs' --exp-name and their rows' algorithm (benchmark/results/README.md's names).
+#   benchmark/scale_screen.sh a  RECIPE FLAGS...   (a): Reacher-v4 and Pendulum-v1 at 20k steps
+#   benchmark/scale_screen.sh b  RECIPE FLAGS...   (b): the study's four tasks at 50k steps, seeds 1 2 3
 # Each finished run appends its row (with commit and CPU) to benchmark/results/scale_screen/runs.csv and its curves to
-# curves/ beside it; a run whose row is already there is skipped. Run it from a git worktree checked out at the commit
-# under test, with RESULTS pointing at the main checkout's CSV, so commits on main change nothing that runs.
+# curves/ beside it; a run whose row is already there (same task, seed and command but for --exp-name) is skipped. Run
+# it from a git worktree checked out at the commit under test, with RESULTS pointing at the main checkout's CSV, so
+# commits on main change nothing that runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[[ $# -ge 2 ]] || { echo "usage: benchmark/scale_screen.sh a|b NAME [FLAGS...]" >&2; exit 2; }
+[[ $# -ge 2 ]] || { echo "usage: benchmark/scale_screen.sh a|b RECIPE [FLAGS...]" >&2; exit 2; }
 block=$1 name=$2
 shift 2
 PYTHON=${PYTHON:-python}
@@ -21,8 +23,8 @@ case $block in
 esac
 FLAGS=(--hidden-dim 256 --batch-size 256 --total-timesteps "$STEPS" --learning-starts 5000 --eval-frequency 5000 --eval-episodes 10)
 script=qsm_continuous_action_jax.py
-[[ $name == sac_sb3 ]] && script=benchmark/sac_sb3.py
+[[ $name == sac ]] && script=benchmark/sac_sb3.py
 # shellcheck disable=SC2086
 exec "$PYTHON" benchmark/launch.py --env-ids "${ENV_IDS[@]}" --seeds $SEEDS --workers 2 --threads-per-job 1 \
-    --log-dir "runs/logs/scale_screen_$block" --results-csv "$RESULTS" ${DRY_RUN:+--dry-run} \
+    --log-dir "runs/logs/scale_screen_$block" --results-csv "$RESULTS" --recipe "$name" ${DRY_RUN:+--dry-run} \
     -- "$PYTHON" "$script" --no-progress --exp-name "$name" "$@" "${FLAGS[@]}"

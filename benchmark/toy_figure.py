@@ -1,6 +1,6 @@
 """What a QSM policy is, on a one-step bandit with two separated maxima (a = -0.5 and a = +0.5).
 
-    python benchmark/toy_figure.py --output benchmark/figures/toy_bandit.png
+    python benchmark/toy_figure.py --output benchmark/results/figures/toy_bandit.png
 
 Trains QSM with the script's own pieces (`tests/bandit.py`: uniform warm-up, then one DDPM action and one
 `qsm_update` per step, a learned critic) and draws
@@ -37,7 +37,7 @@ def field(eps_theta, critics, m_q, actions, steps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="benchmark/figures/toy_bandit.png")
+    parser.add_argument("--output", default="benchmark/results/figures/toy_bandit.png")
     parser.add_argument("--m-q", type=float, default=1.0, help="M_q (the bandit's rewards are about 1 in scale)")
     parser.add_argument("--steps", type=int, default=1000, help="training steps after 1000 uniform warm-up steps")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The runs behind docs/beyond_the_paper.md (2 CPU cores, one thread per job, 256x256 nets, seeds 1 2 3):
-# every variant on InvertedPendulum-v4 for 10k env steps; the reference recipe, SB3 SAC and the improved recipe on
+# every variant on InvertedPendulum-v4 for 10k env steps; `paper`, SB3 SAC and `grad-rms-targets` (qsm_norm1_box) on
 # InvertedPendulum-v4 for 20k steps (read at 10k too, with plot.py --max-step 10001) and on Hopper-v4 for 20k steps;
-# then the improved recipe on InvertedPendulum-v4 for 30k steps (read at 20k with --max-step 20001: runs replay exactly).
+# then `grad-rms-targets` on InvertedPendulum-v4 for 30k steps (read at 20k with --max-step 20001: runs replay exactly).
 # Runs of the same env, algorithm and seed at two budgets share a name: plot.py uses the latest, so keep this order.
 # WORKERS (default 2) jobs run side by side; logs in runs/logs, curves in runs/.
 set -uo pipefail

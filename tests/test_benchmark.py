@@ -485,20 +485,20 @@ def test_variants_runner_commands(tmp_path):
 
 
 def test_study_50k_commands(tmp_path):
-    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"))  # a fresh log folder: no job counts as finished
-    proc = subprocess.run(
-        ["/bin/bash", os.path.join(ROOT, "benchmark", "study_50k.sh")], capture_output=True, text=True, env=env
-    )
+    # a fresh log folder and results CSV: no job counts as finished
+    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"), RESULTS=str(tmp_path / "runs.csv"))
+    runner = ["/bin/bash", os.path.join(ROOT, "benchmark", "study_50k.sh")]
+    proc = subprocess.run(runner, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     flags = "--hidden-dim 256 --batch-size 256 --total-timesteps 50000 --learning-starts 5000 --eval-frequency 5000"
     flags += " --eval-episodes 10"
     jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000"
     algos = [
-        f"{jax} --exp-name qsm_jax_reference {flags}",
-        f"{jax} --exp-name qsm_jax_improved --normalize-q-grad --box-prior --m-q 1 {flags}",
-        f"{sys.executable} benchmark/sac_sb3.py --no-progress --exp-name sac_sb3 {flags}",
+        f"{jax} --exp-name paper {flags}",
+        f"{jax} --exp-name grad-rms-targets --normalize-q-grad --box-prior --m-q 1 {flags}",
+        f"{sys.executable} benchmark/sac_sb3.py --no-progress --exp-name sac {flags}",
     ]
-    torch = f"{sys.executable} qsm_continuous_action.py --no-progress --checkpoint-every 10000 --exp-name qsm_torch_reference"
+    torch = f"{sys.executable} qsm_continuous_action.py --no-progress --checkpoint-every 10000 --exp-name paper_torch"
     torch += f" {flags}"
     expected = []
     for env_id in ["Hopper-v4", "Walker2d-v4", "HalfCheetah-v4", "dm_control/walker-walk-v0"]:  # Hopper-v4 first, complete
@@ -507,15 +507,21 @@ def test_study_50k_commands(tmp_path):
     assert len(expected) == 39
     assert proc.stdout.strip().splitlines() == expected
     assert not (tmp_path / "logs").exists()  # a dry run writes nothing
+    # With the committed results CSV (recorded under other exp names and algorithm names) every job counts as done
+    env.pop("RESULTS")
+    proc = subprocess.run(runner, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 39 and all(line.startswith("# finished before, skipped: ") for line in lines)
 
 
-def test_lever_50k_commands(tmp_path):
-    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"))
-    runner = os.path.join(ROOT, "benchmark", "lever_50k.sh")
-    proc = subprocess.run(["/bin/bash", runner, "qsm_jax_x", "--crossq"], capture_output=True, text=True, env=env)
+def test_study_50k_recipe_commands(tmp_path):
+    env = runner_env(tmp_path, LOG_DIR=str(tmp_path / "logs"), RESULTS=str(tmp_path / "runs.csv"))
+    runner = os.path.join(ROOT, "benchmark", "study_50k_recipe.sh")
+    proc = subprocess.run(["/bin/bash", runner, "x-recipe", "--crossq"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     flags = "--hidden-dim 256 --batch-size 256 --total-timesteps 50000 --learning-starts 5000 --eval-frequency 5000"
-    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000 --exp-name qsm_jax_x"
+    jax = f"{sys.executable} qsm_continuous_action_jax.py --no-progress --checkpoint-every 10000 --exp-name x-recipe"
     expected = [
         f"{jax} --crossq {flags} --eval-episodes 10 --env-id {env_id} --seed {seed}"
         for env_id in ["Hopper-v4", "HalfCheetah-v4", "Walker2d-v4", "dm_control/walker-walk-v0"]
@@ -524,6 +530,17 @@ def test_lever_50k_commands(tmp_path):
     assert proc.stdout.strip().splitlines() == expected  # the study's settings, Hopper-v4 and HalfCheetah-v4 first
     assert not (tmp_path / "logs").exists()
     assert subprocess.run(["/bin/bash", runner], capture_output=True, env=env).returncode == 2  # no name: usage
+    # the committed CSV holds grad-rms's 12 runs (recorded as qsm_jax_crossq): none runs again
+    env.pop("RESULTS")
+    proc = subprocess.run(
+        ["/bin/bash", runner, "grad-rms", "--normalize-q-grad", "--box-prior", "--m-q", "1", "--crossq"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 12 and all(line.startswith("# finished before, skipped: ") for line in lines)
 
 
 def test_update_cost_times_each_flag_set():
