@@ -1,6 +1,6 @@
 """The final-return table and the IQM from the CSVs that `plot.py --csv` writes, for runs whose event files are gone.
 
-    python benchmark/aggregate_csv.py benchmark/study_50k.csv benchmark/crossq_50k.csv --algos sac_sb3 qsm_jax_improved
+    python benchmark/aggregate_csv.py benchmark/results/study_50k/runs.csv --algos sac grad-rms-targets grad-rms
 
 A study whose runs ran on other machines or in other sessions joins another one this way: the rows carry each run's
 final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return; then the IQM of the
