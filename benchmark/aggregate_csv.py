@@ -51,12 +51,15 @@ def improvement(scores, x, y, reps=2000):
     return float(point["pair"]), (float(low), float(high))
 
 
-def read_rows(paths, algos=None):
+def read_rows(paths, algos=None, tasks=None):
     """(env, algo) -> {seed: final eval return} over the CSVs, later rows replacing earlier ones."""
     finals = {}
+    tasks = {task.replace("/", "-") for task in tasks} if tasks else None  # as the CSVs name them
     for path in paths:
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
+                if tasks and row["task"] not in tasks:
+                    continue
                 if row["final_eval_return"] and (not algos or row["algorithm"] in algos):
                     finals.setdefault((row["task"], row["algorithm"]), {})[int(row["seed"])] = float(row["final_eval_return"])
     return finals
@@ -66,12 +69,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csvs", nargs="+", help="CSV files written by plot.py --csv")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms (default: all)")
+    parser.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all)")
     parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--fixed-references", action="store_true", help="normalise by fixed reference scores (above)")
     parser.add_argument("--improvement", nargs="*", default=[], metavar="X>Y", help="print P(X > Y) (rliable)")
     args = parser.parse_args(argv)
 
-    finals = read_rows(args.csvs, args.algos)
+    finals = read_rows(args.csvs, args.algos, args.tasks)
     if not finals:
         print("aggregate_csv.py: error: no rows with a final evaluation return", file=sys.stderr)
         return 2

@@ -676,7 +676,9 @@ def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_pat
         for algo, score in (("x", high), ("y", low), ("z", (low + high) / 2)):
             for seed in (1, 2, 3):
                 launch.append_row(str(path), dict(task=task, algorithm=algo, seed=seed, final_eval_return=repr(score)))
-    argv = [str(path), "--fixed-references", "--improvement", "x>y", "z>x", "--bootstrap-reps", "200"]
+    launch.append_row(str(path), dict(task="Hopper-v4", algorithm="x", seed=1, final_eval_return="3226.0"))  # not held out
+    argv = [str(path), "--fixed-references", "--improvement", "x>y", "z>x", "--bootstrap-reps", "200", "--tasks"]
+    argv += [task.replace("dm_control-", "dm_control/") for task in HELDOUT_TASKS]  # as launch.py's --env-ids names them
     assert aggregate_csv.main(argv) == 0
     out = capsys.readouterr().out
     assert "Ant-v4: 0 = -70.3, 1 = 3942.0" in out and "Humanoid-v4: 0 = 120.4, 1 = 5165.0" in out
@@ -686,3 +688,4 @@ def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_pat
     for block in (iqm, mean):
         assert "x: 1.00 [1.00, 1.00]" in block and "y: 0.00 [0.00, 0.00]" in block and "z: 0.50 [0.50, 0.50]" in block
     assert "P(x > y) = 1.00 [1.00, 1.00]" in out and "P(z > x) = 0.00 [0.00, 0.00]" in out
+    assert "Hopper-v4" not in out and "left out" not in out  # without --tasks, Hopper-v4 (x, one seed) leaves all out
