@@ -3,10 +3,10 @@
     python benchmark/aggregate_csv.py benchmark/results/study_50k/runs.csv --algos sac grad-rms-targets grad-rms
 
 A study whose runs ran on other machines or in other sessions joins another one this way: the rows carry each run's
-final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return; then the IQM of the
-normalised returns with 95% stratified-bootstrap intervals, by plot.py's rules (the same normalisation: per env, 0 and
-1 are the lowest and highest final evaluation return of the algorithms that enter; an algorithm enters only with the
-same number of seeds on every env). Of two rows with the same env, algorithm and seed, the later one counts.
+final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return; then the IQM and the
+mean of the normalised returns with 95% stratified-bootstrap intervals, by plot.py's rules (the same normalisation: per
+env, 0 and 1 are the lowest and highest final evaluation return of the algorithms that enter; an algorithm enters only
+with the same number of seeds on every env). Of two rows with the same env, algorithm and seed, the later one counts.
 
 `--fixed-references` normalises by fixed scores instead, so that adding a row never moves another row's number:
 MuJoCo (return - random) / (TD3 - random) with the random and TD3 scores that SimbaV2's code tabulates for the v4
@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from plot import interval_estimates, iqm_intervals, mean_std, normalised_scores  # noqa: E402
 
-# (random, TD3) returns of the v4 MuJoCo tasks, as SimbaV2's code (github.com/dojeon-ai/SimbaV2) tabulates them
+# (random, TD3) returns of the v4 MuJoCo tasks, as SimbaV2's code tabulates them (github.com/dojeon-ai/SimbaV2,
+# scale_rl/envs/mujoco.py: MUJOCO_RANDOM_SCORE, MUJOCO_TD3_SCORE; checked at its commit 14fafb2)
 MUJOCO_REFERENCES = {"Hopper-v4": (18.791, 3226.0), "Walker2d-v4": (2.791, 3946.0), "HalfCheetah-v4": (-289.415, 10574.0),
                      "Ant-v4": (-70.288, 3942.0), "Humanoid-v4": (120.423, 5165.0)}  # fmt: skip
 
@@ -31,6 +32,14 @@ MUJOCO_REFERENCES = {"Hopper-v4": (18.791, 3226.0), "Walker2d-v4": (2.791, 3946.
 def fixed_references(envs):
     """env -> (score of 0, score of 1): the MuJoCo table above, (0, 1000) for the DeepMind Control Suite."""
     return {env: MUJOCO_REFERENCES[env] if env in MUJOCO_REFERENCES else (0.0, 1000.0) for env in envs}
+
+
+def mean_intervals(scores, reps=2000):
+    """algo -> (mean, (low, high)) of its normalised scores over runs and tasks, with 95% stratified-bootstrap intervals."""
+    from rliable import metrics
+
+    point, interval = interval_estimates(scores, lambda x: np.array([metrics.aggregate_mean(x)]), reps)
+    return {algo: (float(point[algo][0]), (float(interval[algo][0, 0]), float(interval[algo][1, 0]))) for algo in scores}
 
 
 def improvement(scores, x, y, reps=2000):
@@ -42,12 +51,15 @@ def improvement(scores, x, y, reps=2000):
     return float(point["pair"]), (float(low), float(high))
 
 
-def read_rows(paths, algos=None):
+def read_rows(paths, algos=None, tasks=None):
     """(env, algo) -> {seed: final eval return} over the CSVs, later rows replacing earlier ones."""
     finals = {}
+    tasks = {task.replace("/", "-") for task in tasks} if tasks else None  # as the CSVs name them
     for path in paths:
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
+                if tasks and row["task"] not in tasks:
+                    continue
                 if row["final_eval_return"] and (not algos or row["algorithm"] in algos):
                     finals.setdefault((row["task"], row["algorithm"]), {})[int(row["seed"])] = float(row["final_eval_return"])
     return finals
@@ -57,12 +69,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csvs", nargs="+", help="CSV files written by plot.py --csv")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms (default: all)")
+    parser.add_argument("--tasks", nargs="*", default=None, help="only these tasks (default: all)")
     parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--fixed-references", action="store_true", help="normalise by fixed reference scores (above)")
     parser.add_argument("--improvement", nargs="*", default=[], metavar="X>Y", help="print P(X > Y) (rliable)")
     args = parser.parse_args(argv)
 
-    finals = read_rows(args.csvs, args.algos)
+    finals = read_rows(args.csvs, args.algos, args.tasks)
     if not finals:
         print("aggregate_csv.py: error: no rows with a final evaluation return", file=sys.stderr)
         return 2
@@ -78,6 +91,9 @@ def main(argv=None):
         for env, (low, high) in ranges.items():
             print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}")
         for algo, (point, (low, high)) in sorted(iqm_intervals(scores, args.bootstrap_reps).items()):
+            print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
+        print("Mean of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
+        for algo, (point, (low, high)) in sorted(mean_intervals(scores, args.bootstrap_reps).items()):
             print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
         for pair in args.improvement:
             x, y = pair.split(">")

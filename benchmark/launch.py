@@ -241,7 +241,40 @@ def finished_run(job):
 # Results that outlive this machine (--results-csv): one row per finished run, with the commit and the CPU it ran on,
 # and its curves beside the CSV; a job whose row is already there is skipped, wherever that row was made.
 RESULT_COLUMNS = ["task", "algorithm", "seed", "command", "commit", "cpu", "final_eval_return", "final_train_return",
-                  "sps_median", "run_dir"]  # fmt: skip
+                  "sps_median", "wall_clock_s", "run_dir"]  # fmt: skip
+
+
+def wall_clock(run_dir):
+    """Seconds the run's writers were open (first to last event of each event file), summed over the files: a resumed
+    run adds one file per piece, and the time between the pieces does not count."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    total = 0.0
+    for path in event_files(run_dir):
+        times = [event.wall_time for event in EventFileLoader(path).Load()]
+        total += max(times) - min(times) if times else 0.0
+    return total
+
+
+def append_row(path, row):
+    """Append one row (a dict) to the CSV, in the file's own line endings; a CSV written before a column was added is
+    first rewritten with it, its old rows empty there, so that every row of one file has the same columns."""
+    header, old_rows, ending = [], [], "\r\n"
+    if os.path.isfile(path):
+        with open(path, newline="") as f:
+            text = f.read()
+        ending = "\n" if text and "\r\n" not in text else "\r\n"
+        reader = csv.DictReader(text.splitlines())
+        old_rows, header = list(reader), list(reader.fieldnames or [])
+    columns = RESULT_COLUMNS + [name for name in header if name not in RESULT_COLUMNS]
+    if header != columns:
+        with open(path + ".tmp", "w", newline="") as f:
+            writer = csv.DictWriter(f, columns, restval="", lineterminator=ending)
+            writer.writeheader()
+            writer.writerows(old_rows)
+        os.replace(path + ".tmp", path)
+    with open(path, "a", newline="") as f:
+        csv.DictWriter(f, columns, restval="", lineterminator=ending).writerow(row)
 
 
 def source_commit():
@@ -297,10 +330,10 @@ class Results:
         curves_file."""
         run = Run(env_name(job.env_id), self.recipe or job.exp_name, job.seed, run_dir, read_scalars(run_dir))
         sps = run.series(SPS_TAG)[:, 1]
-        row = [run.env_id, run.algo, run.seed, shlex.join(job.command), self.commit, self.cpu,
-               "" if np.isnan(run.final_eval) else repr(run.final_eval),
-               repr(final_return(run, 10)) if len(run.series(RETURN_TAG)) else "",
-               repr(float(np.median(sps))) if len(sps) else "", run_dir]  # fmt: skip
+        values = [run.env_id, run.algo, run.seed, shlex.join(job.command), self.commit, self.cpu,
+                  "" if np.isnan(run.final_eval) else repr(run.final_eval),
+                  repr(final_return(run, 10)) if len(run.series(RETURN_TAG)) else "",
+                  repr(float(np.median(sps))) if len(sps) else "", repr(round(wall_clock(run_dir), 1)), run_dir]  # fmt: skip
         with self.lock:
             os.makedirs(self.curves_dir, exist_ok=True)
             with open(os.path.join(self.curves_dir, curves_file(run.env_id, run.algo, run.seed)), "w", newline="") as f:
@@ -309,17 +342,7 @@ class Results:
                 writer.writerows(
                     [int(step), tag, repr(float(value))] for tag in (EVAL_TAG, RETURN_TAG) for step, value in run.series(tag)
                 )
-            first = ""
-            if os.path.isfile(self.path):
-                with open(self.path, newline="") as f:
-                    first = f.readline()
-            header = next(csv.reader([first])) if first.strip() else None
-            ending = "\n" if first.endswith("\n") and not first.endswith("\r\n") else "\r\n"  # the file's own
-            with open(self.path, "a", newline="") as f:  # by the file's header: a study's CSV may add columns
-                writer = csv.DictWriter(f, fieldnames=header or RESULT_COLUMNS, restval="", lineterminator=ending)
-                if not header:
-                    writer.writeheader()
-                writer.writerow(dict(zip(RESULT_COLUMNS, row)))
+            append_row(self.path, dict(zip(RESULT_COLUMNS, values)))
 
 
 def open_log(job):
@@ -706,6 +729,8 @@ def parse_args(argv):
     if args.name is None:  # the run's --exp-name if given (runs of one script under two names keep their own logs)
         scripts = [os.path.basename(c)[: -len(".py")] for c in command if c.endswith(".py")]
         args.name = scripts[0] if scripts else os.path.basename(command[0])
+        if args.name == "sac_sb3" and ("--algo=crossq" in command or ("--algo", "crossq") in zip(command, command[1:])):
+            args.name = "crossq_sb3"  # sac_sb3.py names a crossq run so (its exp_name's default)
         for i, word in enumerate(command[:-1]):
             if word == "--exp-name":
                 args.name = command[i + 1]

@@ -87,6 +87,14 @@ def test_launcher_job_names():
     assert args.name == "sac_sb3"
     args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", "python", "qsm.py", "--exp-name", "tp-qsm"])
     assert args.name == "tp-qsm"  # its logs must not overwrite those of the runs named after the script
+    for algo in (["--algo", "crossq"], ["--algo=crossq"]):  # sac_sb3.py names its crossq runs crossq_sb3
+        args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", "python", "benchmark/sac_sb3.py", *algo])
+        assert args.name == "crossq_sb3"
+    args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", "python", "benchmark/sac_sb3.py", "--algo", "sac"])
+    assert args.name == "sac_sb3"
+    command = ["python", "benchmark/sac_sb3.py", "--algo", "crossq", "--exp-name", "crossq_sb3_wide", "--library-widths"]
+    args, _ = launch.parse_args(["--env-ids", "E", "--seeds", "1", "--", *command])
+    assert args.name == "crossq_sb3_wide"
 
 
 def runner_env(tmp_path, **variables):
@@ -589,6 +597,7 @@ def test_launcher_results_csv_records_each_run_once_with_commit_cpu_and_curves(t
         ("EnvA", "fake", "1", 7.5), ("EnvA", "fake", "2", 15.0)]  # fmt: skip
     assert float(rows[1]["final_train_return"]) == pytest.approx(30.0)  # the mean of the last (up to 10) episodes
     assert rows[0]["commit"] and rows[0]["cpu"] and rows[0]["command"].endswith("--env-id EnvA --seed 1")
+    assert all(0.0 <= float(row["wall_clock_s"]) < 60.0 for row in rows)  # the fake run's writer was open for a moment
     with open(results.parent / "curves" / "EnvA__fake__2.csv", newline="") as f:
         curve = [(int(r["step"]), r["tag"], float(r["value"])) for r in csv.DictReader(f)]
     assert curve == [(100, "eval/episodic_return", 15.0), (50, "charts/episodic_return", 20.0),
@@ -655,3 +664,79 @@ def test_aggregate_csv_fixed_references_and_probability_of_improvement(tmp_path,
     assert "Hopper-v4: 0 = 18.8, 1 = 3226.0" in out and "dm_control-walker-walk-v0: 0 = 0.0, 1 = 1000.0" in out
     # Hopper-v4: x (1.0) beats y (0.0) in every pair; walker-walk: 0.5 against 0.9 and 0.1, one pair of two: (1 + 0.5) / 2
     assert "P(x > y) = 0.75" in out
+
+
+def write_events(path, wall_times):
+    """An event file whose events carry these wall times (TensorBoard's record format, as the writers write it)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    with open(path, "wb") as f:
+        writer = RecordWriter(f)
+        for step, wall_time in enumerate(wall_times):
+            writer.write(Event(wall_time=wall_time, step=step).SerializeToString())
+
+
+def test_results_wall_clock_sums_the_pieces_of_a_resumed_run(tmp_path):
+    import launch
+
+    write_events(tmp_path / "events.out.tfevents.1.host", [100.0, 101.0, 130.0])  # the cut piece
+    write_events(tmp_path / "events.out.tfevents.2.host.50000", [500.0, 520.5])  # the resumed one: the gap does not count
+    assert launch.wall_clock(str(tmp_path)) == pytest.approx(50.5)
+
+
+def test_results_csv_of_an_older_layout_gains_the_new_column(tmp_path):
+    # a runs.csv from before wall_clock_s: its rows keep their values, the new column is empty on them, and every row
+    # of the file has the same columns
+    import launch
+
+    path = tmp_path / "runs.csv"
+    old_columns = [c for c in launch.RESULT_COLUMNS if c != "wall_clock_s"]
+    old_row = {c: f"old_{c}" for c in old_columns}
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, old_columns)
+        writer.writeheader()
+        writer.writerow(old_row)
+    launch.append_row(str(path), {c: f"new_{c}" for c in launch.RESULT_COLUMNS})
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == launch.RESULT_COLUMNS
+    assert rows[0] == dict(old_row, wall_clock_s="") and rows[1]["wall_clock_s"] == "new_wall_clock_s"
+    launch.append_row(str(path), {c: "third" for c in launch.RESULT_COLUMNS})  # now in the new layout: appended only
+    with open(path, newline="") as f:
+        assert [row["task"] for row in csv.DictReader(f)] == ["old_task", "new_task", "third"]
+
+
+DMC_HELDOUT = ["cheetah-run", "walker-run", "finger-spin", "ball_in_cup-catch", "reacher-hard", "quadruped-walk"]
+HELDOUT_TASKS = ["Ant-v4", "Humanoid-v4"] + [f"dm_control-{task}-v0" for task in DMC_HELDOUT]
+
+
+def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_path, capsys):
+    # The held-out study's eight tasks (benchmark/results/heldout_50k/PLAN.md): each has a fixed reference, and the table,
+    # IQM, mean and P(X > Y) come out of the launcher's CSV layout. x scores the TD3 reference (1.0) on every task, y the
+    # random one (0.0), z halfway: every number is known.
+    import aggregate_csv
+    import launch
+
+    low_high = {task: aggregate_csv.fixed_references([task])[task] for task in HELDOUT_TASKS}
+    assert low_high["Ant-v4"] == (-70.288, 3942.0) and low_high["Humanoid-v4"] == (120.423, 5165.0)
+    path = tmp_path / "runs.csv"
+    for task in HELDOUT_TASKS:
+        low, high = low_high[task]
+        for algo, score in (("x", high), ("y", low), ("z", (low + high) / 2)):
+            for seed in (1, 2, 3):
+                launch.append_row(str(path), dict(task=task, algorithm=algo, seed=seed, final_eval_return=repr(score)))
+    launch.append_row(str(path), dict(task="Hopper-v4", algorithm="x", seed=1, final_eval_return="3226.0"))  # not held out
+    argv = [str(path), "--fixed-references", "--improvement", "x>y", "z>x", "--bootstrap-reps", "200", "--tasks"]
+    argv += [task.replace("dm_control-", "dm_control/") for task in HELDOUT_TASKS]  # as launch.py's --env-ids names them
+    assert aggregate_csv.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Ant-v4: 0 = -70.3, 1 = 3942.0" in out and "Humanoid-v4: 0 = 120.4, 1 = 5165.0" in out
+    assert "dm_control-quadruped-walk-v0: 0 = 0.0, 1 = 1000.0" in out
+    assert "| Humanoid-v4 | z | 3 | 2642.7 ± 0.0 |" in out
+    iqm, mean = out.split("IQM of normalised")[1].split("Mean of normalised")
+    for block in (iqm, mean):
+        assert "x: 1.00 [1.00, 1.00]" in block and "y: 0.00 [0.00, 0.00]" in block and "z: 0.50 [0.50, 0.50]" in block
+    assert "P(x > y) = 1.00 [1.00, 1.00]" in out and "P(z > x) = 0.00 [0.00, 0.00]" in out
+    assert "Hopper-v4" not in out and "left out" not in out  # without --tasks, Hopper-v4 (x, one seed) leaves all out
