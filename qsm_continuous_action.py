@@ -11,7 +11,7 @@ Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from R
 ICML 2024, https://arxiv.org/abs/2312.11752
 
 Train:     python qsm_continuous_action.py --env-id Hopper-v4 --cuda
-Evaluate:  python qsm_continuous_action.py --load-model runs/<run_name>/qsm_continuous_action.qsm_model
+Evaluate:  python benchmark/evaluate_model.py runs/<run_name>/qsm_continuous_action.qsm_model
 """
 
 import copy
@@ -57,8 +57,6 @@ class Args:
     """whether to capture videos of the agent performances (check out `videos` folder)"""
     save_model: bool = False
     """whether to save the model (denoiser, critics, flags) into `runs/{run_name}`"""
-    load_model: Optional[str] = None
-    """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
     """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
     checkpoint_every: int = 0
@@ -231,11 +229,9 @@ class ReplayBuffer:
 
     def __init__(self, size, obs_dim, act_dim, seed=0):
         self.size, self.pos, self.full = size, 0, False
-        self.obs = np.zeros((size, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((size, obs_dim), dtype=np.float32)
+        self.obs, self.next_obs = np.zeros((2, size, obs_dim), dtype=np.float32)
         self.actions = np.zeros((size, act_dim), dtype=np.float32)
-        self.rewards = np.zeros((size, 1), dtype=np.float32)
-        self.terminations = np.zeros((size, 1), dtype=np.float32)
+        self.rewards, self.terminations = np.zeros((2, size, 1), dtype=np.float32)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -258,11 +254,8 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     with torch.no_grad():
         sampled_actions = ddpm_sample(eps_theta, next_obs, schedule, args.temperature)
         next_actions = (sampled_actions + args.exploration_noise * torch.randn_like(sampled_actions)).clamp(-1.0, 1.0)
-    if args.crossq:  # no targets: (s, a) and (s', a') through the critics as one batch, so batch norm sees both
-        both = torch.cat([obs, next_obs]), torch.cat([actions, next_actions])
-        q_values, q_next = zip(*(q.train()(*both).chunk(2) for q in critics))
-        for q in critics:
-            q.eval()  # elsewhere (the actor's grad_a Q), batch norm uses its running averages
+    if args.crossq:
+        q_values, q_next = crossq_values(critics, obs, actions, next_obs, next_actions)
     else:
         with torch.no_grad():
             q_next = [q_targ(next_obs, next_actions) for q_targ in critic_targets]
@@ -272,9 +265,18 @@ def critic_loss(critics, critic_targets, eps_theta, schedule, batch, args):
     return [F.mse_loss(v, q_target) for v in q_values], q_values, sampled_actions
 
 
+def crossq_values(critics, obs, actions, next_obs, next_actions):
+    """--crossq (beyond the paper): no target critics; (s, a) and (s', a') pass as one batch, so batch norm sees both."""
+    both = torch.cat([obs, next_obs]), torch.cat([actions, next_actions])
+    q_values, q_next = zip(*(q.train()(*both).chunk(2) for q in critics))
+    for q in critics:
+        q.eval()  # elsewhere (the actor's grad_a Q), batch norm uses its running averages
+    return q_values, q_next
+
+
 def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None, box_prior=False):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-    With `q_grad_rms` (--normalize-q-grad), grad_a Q is divided by its running RMS."""
+    Beyond the paper: `q_grad_rms` (--normalize-q-grad) divides grad_a Q by its running RMS; `box_prior` adds its eps."""
     alpha_bars = schedule["alpha_bars"]
     t = torch.randint(0, len(alpha_bars), (obs.shape[0],), device=obs.device)
     ab = alpha_bars[t].unsqueeze(-1)
@@ -285,9 +287,11 @@ def actor_loss(eps_theta, critics, schedule, obs, actions, m_q, q_grad_rms=None,
     eps = eps_theta(obs, noisy_actions.detach(), t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
     scale = m_q
-    if q_grad_rms is not None:  # beyond the paper: --normalize-q-grad
+    if q_grad_rms is not None:
         scale = m_q / q_grad_rms.update(q_grad)
-    target = -scale * q_grad + (box_prior_eps(noisy_actions.detach(), ab) if box_prior else 0.0)  # and --box-prior
+    target = -scale * q_grad
+    if box_prior:
+        target = target + box_prior_eps(noisy_actions.detach(), ab)
     loss = ((eps - target) ** 2).mean()
     return loss, q_grad, eps.detach()
 
@@ -305,10 +309,11 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
     a_loss.backward()
     actor_optimizer.step()
 
-    with torch.no_grad():
-        for q, q_targ in zip(critics, critic_targets) if not args.crossq else ():  # --crossq has no targets
-            for p, p_targ in zip(q.parameters(), q_targ.parameters()):
-                p_targ.lerp_(p, args.tau)
+    if not args.crossq:  # --crossq has no target critics
+        with torch.no_grad():
+            for q, q_targ in zip(critics, critic_targets):
+                for p, p_targ in zip(q.parameters(), q_targ.parameters()):
+                    p_targ.lerp_(p, args.tau)
     metrics = {
         **{f"losses/qf{i}_loss": loss.detach() for i, loss in zip("12", qf_losses)},
         **{f"losses/qf{i}_values": v.detach().mean() for i, v in zip("12", q_values)},
@@ -318,8 +323,9 @@ def qsm_update(batch, eps_theta, critics, critic_targets, optimizers, schedule, 
         "qsm/eps_q_grad_cosine": F.cosine_similarity(eps, -q_grad, dim=-1).mean(),
         # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
         "qsm/action_at_bounds_frac": (sampled_actions.abs() >= 0.999).float().mean(),
-        **({} if q_grad_rms is None else {"qsm/q_grad_rms": q_grad_rms.value}),
     }
+    if q_grad_rms is not None:
+        metrics["qsm/q_grad_rms"] = q_grad_rms.value
     return metrics
 
 
@@ -379,7 +385,7 @@ def evaluate(eps_theta, schedule, args, seed, device, max_steps=100_000):
     return returns
 
 
-# Input checking and loading a saved model: what a user needs around the algorithm, not part of it
+# Input checking: what a user needs around the algorithm, not part of it
 def check_args(args):
     """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
     critic_width = 1 if args.critic_hidden_dim is None else args.critic_hidden_dim
@@ -413,8 +419,7 @@ def check_args(args):
             assert probe.render() is not None, "render() returned no frame"
             probe.close()
         except Exception as e:  # MuJoCo without a headless GL
-            gl = os.environ.get("MUJOCO_GL")
-            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={gl}): {e}; try egl or osmesa"
+            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.getenv('MUJOCO_GL')}): {e}; try egl or osmesa"
 
 
 def fail(message, code=2):
@@ -422,29 +427,29 @@ def fail(message, code=2):
     sys.exit(code)
 
 
-def load_and_evaluate(args, device):
-    """Rebuild the policy from a `--save-model` file and report `--eval-episodes` evaluation returns."""
-    try:  # weights_only: tensors and plain containers, never code from the file
-        ckpt = torch.load(args.load_model, map_location=device, weights_only=True)
-        saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes})
-        eps_theta = Denoiser(ckpt["obs_dim"], ckpt["act_dim"], saved.hidden_dim, saved.num_layers).to(device)
-        eps_theta.load_state_dict(ckpt["eps_theta"])
-    except Exception as e:
-        fail(f"--load-model: {args.load_model!r} is not a model saved by --save-model ({type(e).__name__}); nothing was run")
-    returns = evaluate(eps_theta, ddpm_schedule(saved.diffusion_steps, device), saved, args.seed, device)
-    print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
-
-
-# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, where a fresh
-# episode starts from a seed that the resumed run uses too. Resuming from one repeats the uninterrupted run bit for bit.
+# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, with the env's RNGs
+# as they were before the step that reset it: with checkpoints, resumed or not, a run repeats the plain run bit for bit.
 RESUMABLE = {"total_timesteps", "checkpoint_every", "resume", "save_model", "progress", "track", "wandb_project_name",
              "wandb_entity", "capture_video", "cuda", "torch_deterministic"}  # flags that may change on --resume  # fmt: skip
 BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
 
 
-def write_checkpoint(path, modules, q_grad_rms, rb, step, progress, args):
+def env_rngs(envs, states=None):
+    """The states of each env's RNG (dm_control: the task's RandomState) and its action space's; or set them to `states`."""
+    rngs = [rng for env in envs.envs for rng in (env.unwrapped.np_random, env.action_space.np_random)]
+    if states is None:
+        return [rng.get_state() if isinstance(rng, np.random.RandomState) else rng.bit_generator.state for rng in rngs]
+    for rng, state in zip(rngs, states):
+        if isinstance(rng, np.random.RandomState):
+            rng.set_state(tuple(state))
+        else:
+            rng.bit_generator.state = state
+
+
+def write_checkpoint(path, modules, q_grad_rms, rb, step, progress, args, env_states):
     """`modules`: name -> networks, optimizers, scheduler. Atomic: a kill mid-write leaves the previous checkpoint whole."""
-    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
+    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state,
+            "env": env_states}  # fmt: skip
     buffer = {"pos": rb.pos, "full": rb.full, **{f: torch.from_numpy(getattr(rb, f)[: len(rb)]) for f in BUFFER_FIELDS}}
     checkpoint = {"args": vars(args), "step": step, "progress": progress, "torch_rng": torch.get_rng_state(),
                   "rngs": json.dumps(rngs, default=np.ndarray.tolist), "q_grad_rms": q_grad_rms and vars(q_grad_rms),
@@ -466,7 +471,7 @@ def read_checkpoint(args, device):
     return checkpoint
 
 
-def restore_checkpoint(checkpoint, modules, q_grad_rms, rb):
+def restore_checkpoint(checkpoint, modules, q_grad_rms, rb, envs):
     """Everything back in place; returns the step to go on from and the progress line's latest returns."""
     for name, module in modules.items():
         module.load_state_dict(checkpoint["modules"][name])
@@ -479,17 +484,16 @@ def restore_checkpoint(checkpoint, modules, q_grad_rms, rb):
     random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
     np.random.set_state(rngs["numpy"])
     rb.rng.bit_generator.state = rngs["buffer"]
+    env_rngs(envs, rngs["env"])
     torch.set_rng_state(checkpoint["torch_rng"])
     return checkpoint["step"], checkpoint["progress"]
 
 
 if __name__ == "__main__":
     args = tyro.cli(Args)
-    if args.load_model is not None and not os.path.isfile(args.load_model):
-        fail(f"--load-model: no such file {args.load_model!r}")
     if args.capture_video and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
-    if args.load_model is None and (problem := check_args(args)):
+    if problem := check_args(args):
         fail(problem)
     if args.cuda and not torch.cuda.is_available():
         print("warning: --cuda was given but no GPU is available; running on the CPU", file=sys.stderr)
@@ -502,10 +506,6 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
 
-    if args.load_model is not None:
-        load_and_evaluate(args, device)
-        sys.exit(0)
-
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     if args.track:
         import wandb
@@ -514,11 +514,9 @@ if __name__ == "__main__":
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **wandb_kwargs)
     run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
     writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
-    hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
 
-    # env setup
-    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in infos["final_obs"]
+    # env setup. SAME_STEP autoreset: an ending step returns the reset observation, the true last one in infos["final_obs"]
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -542,9 +540,10 @@ if __name__ == "__main__":
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
     modules = dict(eps_theta=eps_theta, qf1=qf1, qf2=qf2, qf1_target=qf1_target, qf2_target=qf2_target,
                    q_optimizer=q_optimizer, actor_optimizer=actor_optimizer, actor_scheduler=actor_scheduler)  # fmt: skip
-    fresh = 0, (float("nan"), float("nan"))  # the step, and the progress line's latest training and evaluation returns
-    start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, modules, q_grad_rms, rb) if checkpoint else fresh
-    checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
+    start_step, last_return, last_eval = 0, float("nan"), float("nan")  # the progress line's latest returns
+    if checkpoint:
+        start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, modules, q_grad_rms, rb, envs)
+    ckpt_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
     stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
     for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
         signal.signal(signum, lambda signum, frame: stop.append(signum))
@@ -552,7 +551,7 @@ if __name__ == "__main__":
     sps_step = print_step = start_step
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed + start_step)
+    obs, _ = envs.reset(seed=None if checkpoint else args.seed)  # a resumed run resets from the checkpoint's env RNGs
     for global_step in range(start_step, args.total_timesteps):
         # ALGO LOGIC: put action logic here
         if global_step < args.learning_starts:
@@ -560,6 +559,8 @@ if __name__ == "__main__":
         else:
             actions = ddpm_sample(eps_theta, torch.as_tensor(obs, device=device).float(), schedule, args.temperature)
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
+
+        env_states = args.checkpoint_every and env_rngs(envs)  # for a checkpoint: an episode's end resets the env inside step
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -610,12 +611,11 @@ if __name__ == "__main__":
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
         if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
-            obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
             writer.flush()  # every curve up to here is on disk before the checkpoint says so
-            write_checkpoint(checkpoint_path, modules, q_grad_rms, rb, global_step + 1, [last_return, last_eval], args)
+            write_checkpoint(ckpt_path, modules, q_grad_rms, rb, global_step + 1, [last_return, last_eval], args, env_states)
             next_checkpoint = global_step + 1 + args.checkpoint_every
             if stop:
-                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {checkpoint_path}")
+                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {ckpt_path}")
                 sys.exit(75)
 
     if args.save_model:

@@ -12,7 +12,7 @@ Paper: Psenka, Escontrela, Abbeel, Ma, "Learning a Diffusion Model Policy from R
 ICML 2024, https://arxiv.org/abs/2312.11752
 
 Train:     python qsm_continuous_action_jax.py --env-id Hopper-v4
-Evaluate:  python qsm_continuous_action_jax.py --load-model runs/<run_name>/qsm_continuous_action_jax.qsm_model
+Evaluate:  python benchmark/evaluate_model.py runs/<run_name>/qsm_continuous_action_jax.qsm_model
 """
 
 import importlib
@@ -53,8 +53,6 @@ class Args:
     """whether to capture videos of the agent performances (check out `videos` folder)"""
     save_model: bool = False
     """whether to save the model (denoiser, critics, flags) into `runs/{run_name}`"""
-    load_model: Optional[str] = None
-    """a file saved by `--save-model`: skip training, run `--eval-episodes` evaluation episodes and exit"""
     progress: bool = True
     """print a progress line (recent steps/s, time left, latest returns) every 10 seconds"""
     checkpoint_every: int = 0
@@ -152,10 +150,12 @@ class QNetwork(nn.Module):
         # momentum and epsilon of CrossQ's batch renorm, which is plain batch norm for its first 100k updates
         norm = partial(nn.BatchNorm, use_running_average=not self.train, momentum=0.99, epsilon=1e-3)
         x = jnp.concatenate([obs, actions], -1)
-        x = norm()(x) if self.batch_norm else x
+        if self.batch_norm:
+            x = norm()(x)
         for _ in range(self.num_layers):
             x = nn.relu(dense(self.hidden_dim)(x))
-            x = norm()(x) if self.batch_norm else x
+            if self.batch_norm:
+                x = norm()(x)
         return dense(1)(x)  # (B, 1)
 
 
@@ -254,11 +254,9 @@ class ReplayBuffer:
 
     def __init__(self, size, obs_dim, act_dim, seed=0):
         self.size, self.pos, self.full = size, 0, False
-        self.obs = np.zeros((size, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((size, obs_dim), dtype=np.float32)
+        self.obs, self.next_obs = np.zeros((2, size, obs_dim), dtype=np.float32)
         self.actions = np.zeros((size, act_dim), dtype=np.float32)
-        self.rewards = np.zeros((size, 1), dtype=np.float32)
-        self.terminations = np.zeros((size, 1), dtype=np.float32)
+        self.rewards, self.terminations = np.zeros((2, size, 1), dtype=np.float32)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
@@ -281,10 +279,8 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     sampled_actions = ddpm_sample(eps_theta, eps_params, next_obs, schedule, sample_key, args.temperature)
     noise = args.exploration_noise * jax.random.normal(noise_key, sampled_actions.shape)
     next_actions = jnp.clip(sampled_actions + noise, -1, 1)
-    if args.crossq:  # no targets: (s, a) and (s', a') through the critics as one batch, so batch norm sees both
-        both = jnp.concatenate([obs, next_obs]), jnp.concatenate([actions, next_actions])
-        q_both, updates = critic.apply(critic_params, *both, train=True, mutable=["batch_stats"])
-        (q_values, q_next), batch_stats = jnp.split(q_both, 2, axis=1), updates["batch_stats"]
+    if args.crossq:
+        q_values, q_next, batch_stats = crossq_values(critic, critic_params, obs, actions, next_obs, next_actions)
     else:
         q_next, batch_stats = critic.apply(critic_target_params, next_obs, next_actions), None
         q_values = critic.apply(critic_params, obs, actions)  # (2, B, 1)
@@ -294,9 +290,17 @@ def critic_loss(critic_params, critic_target_params, eps_params, batch, key, eps
     return qf_losses.sum(), (qf_losses, q_values, sampled_actions, batch_stats)
 
 
+def crossq_values(critic, critic_params, obs, actions, next_obs, next_actions):
+    """--crossq (beyond the paper): no target critics; (s, a) and (s', a') pass as one batch, so batch norm sees both.
+    Returns Q(s, a), Q(s', a') and the batch norm's updated running averages."""
+    both = jnp.concatenate([obs, next_obs]), jnp.concatenate([actions, next_actions])
+    q_both, updates = critic.apply(critic_params, *both, train=True, mutable=["batch_stats"])
+    return *jnp.split(q_both, 2, axis=1), updates["batch_stats"]
+
+
 def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, schedule, m_q, rms=None, box_prior=False):
     """The QSM loss: at noisy replay actions a_t, regress eps_theta(s, a_t, t) onto -M_q * grad_a Q(s, a_t).
-    With `rms` (--normalize-q-grad), grad_a Q is divided by its running RMS.
+    Beyond the paper: `rms` (--normalize-q-grad) divides grad_a Q by its running RMS; `box_prior` adds its eps.
     Returns the loss and (grad_a Q, eps, the updated running RMS or None)."""
     alpha_bars = schedule["alpha_bars"]
     t_key, noise_key = jax.random.split(key)
@@ -308,10 +312,12 @@ def actor_loss(eps_params, critic_params, obs, actions, key, eps_theta, critic, 
     eps = eps_theta.apply(eps_params, obs, noisy_actions, t)
     # eps points against the score, so the target is -M_q * grad_a Q (the paper's text writes +; the code uses -)
     scale = m_q
-    if rms is not None:  # beyond the paper: --normalize-q-grad
+    if rms is not None:
         rms = rms.update(q_grad)
         scale = m_q / rms.value()
-    target = -scale * q_grad + (box_prior_eps(noisy_actions, ab) if box_prior else 0.0)  # and --box-prior
+    target = -scale * q_grad
+    if box_prior:
+        target = target + box_prior_eps(noisy_actions, ab)
     loss = ((eps - target) ** 2).mean()
     return loss, (q_grad, eps, rms)
 
@@ -343,7 +349,8 @@ def init_qsm_state(key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim
 
 
 def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
-    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets."""
+    """The jitted training step: critic step, then actor step with the updated critics, then Polyak-averaged targets.
+    The flags in `args` are Python values read when the step is traced: static, so each flag's `if` costs nothing."""
     critic_loss_fn = partial(critic_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, args=args)
     actor_loss_fn = partial(
         actor_loss, eps_theta=eps_theta, critic=critic, schedule=schedule, m_q=args.m_q, box_prior=args.box_prior
@@ -360,15 +367,16 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
         if args.crossq:  # the running averages that the actor's grad_a Q uses
             critic_params = {**critic_params, "batch_stats": batch_stats}
 
-        q_grad_rms = state.q_grad_rms if args.normalize_q_grad else None
-        (a_loss, (q_grad, eps, q_grad_rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
-            state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=q_grad_rms
+        rms = state.q_grad_rms if args.normalize_q_grad else None
+        (a_loss, (q_grad, eps, rms)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(
+            state.eps_params, critic_params, batch[0], batch[1], actor_key, rms=rms
         )
         actor_updates, actor_opt_state = actor_tx.update(actor_grads, state.actor_opt_state, state.eps_params)
         eps_params = optax.apply_updates(state.eps_params, actor_updates)
 
-        polyak = optax.incremental_update(critic_params, state.critic_target_params, args.tau)
-        critic_target_params = state.critic_target_params if args.crossq else polyak  # --crossq has no targets
+        critic_target_params = state.critic_target_params
+        if not args.crossq:  # --crossq has no target critics
+            critic_target_params = optax.incremental_update(critic_params, critic_target_params, args.tau)
         eps_norm, q_grad_norm = jnp.linalg.norm(eps, axis=-1), jnp.linalg.norm(q_grad, axis=-1)
         metrics = {
             **{f"losses/qf{i}_loss": loss for i, loss in zip("12", qf_losses)},
@@ -380,10 +388,10 @@ def make_qsm_update(eps_theta, critic, actor_tx, critic_tx, schedule, args):
             # share of the DDPM samples' components (before exploration noise) at the bounds: near 1 means bang-bang
             "qsm/action_at_bounds_frac": (jnp.abs(sampled_actions) >= 0.999).mean(),
         }
+        q_grad_rms = state.q_grad_rms
         if args.normalize_q_grad:
-            metrics["qsm/q_grad_rms"] = q_grad_rms.value()
-        else:
-            q_grad_rms = state.q_grad_rms  # left as it is: the paper's target does not use it
+            q_grad_rms = rms
+            metrics["qsm/q_grad_rms"] = rms.value()
         state = QSMState(eps_params, critic_params, critic_target_params, actor_opt_state, critic_opt_state, key, q_grad_rms)
         return state, metrics
 
@@ -446,7 +454,7 @@ def evaluate(policy, eps_params, args, seed, key, max_steps=100_000):
     return returns
 
 
-# Input checking and loading a saved model: what a user needs around the algorithm, not part of it
+# Input checking: what a user needs around the algorithm, not part of it
 def check_args(args):
     """One readable line for the first flag out of range or an env this script cannot train on; None if all is well."""
     critic_width = 1 if args.critic_hidden_dim is None else args.critic_hidden_dim
@@ -480,8 +488,7 @@ def check_args(args):
             assert probe.render() is not None, "render() returned no frame"
             probe.close()
         except Exception as e:  # MuJoCo without a headless GL
-            gl = os.environ.get("MUJOCO_GL")
-            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={gl}): {e}; try egl or osmesa"
+            return f"--capture-video: cannot render {args.env_id} (MUJOCO_GL={os.getenv('MUJOCO_GL')}): {e}; try egl or osmesa"
 
 
 def fail(message, code=2):
@@ -489,22 +496,8 @@ def fail(message, code=2):
     sys.exit(code)
 
 
-def load_and_evaluate(args, key):
-    """Rebuild the policy from a `--save-model` file and report `--eval-episodes` evaluation returns."""
-    try:  # msgpack: arrays and plain containers, never code from the file
-        with open(args.load_model, "rb") as f:
-            ckpt = serialization.msgpack_restore(f.read())
-        saved = Args(**{**ckpt["args"], "eval_episodes": args.eval_episodes})
-    except Exception as e:
-        fail(f"--load-model: {args.load_model!r} is not a model saved by --save-model ({type(e).__name__}); nothing was run")
-    eps_theta = Denoiser(int(ckpt["act_dim"]), saved.hidden_dim, saved.num_layers)
-    policy = make_policy(eps_theta, ddpm_schedule(saved.diffusion_steps), saved.temperature)
-    returns = evaluate(policy, ckpt["eps_theta"], saved, args.seed, key)
-    print(f"{saved.env_id}: {args.eval_episodes} evaluation episodes, return {returns.mean():.2f} +- {returns.std():.2f}")
-
-
-# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, where a fresh
-# episode starts from a seed that the resumed run uses too. Resuming from one repeats the uninterrupted run bit for bit.
+# Checkpoints (--checkpoint-every, --resume): all that a continuation needs, taken at an episode end, with the env's RNGs
+# as they were before the step that reset it: with checkpoints, resumed or not, a run repeats the plain run bit for bit.
 RESUMABLE = {"total_timesteps", "checkpoint_every", "resume", "save_model", "progress", "track", "wandb_project_name",
              "wandb_entity", "capture_video"}  # flags that may change on --resume  # fmt: skip
 BUFFER_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminations")
@@ -514,9 +507,22 @@ is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # noqa: E731  (
 key_data = lambda tree: jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)  # noqa: E731  (for msgpack)
 
 
-def write_checkpoint(path, train, rb, step, progress, args):
+def env_rngs(envs, states=None):
+    """The states of each env's RNG (dm_control: the task's RandomState) and its action space's; or set them to `states`."""
+    rngs = [rng for env in envs.envs for rng in (env.unwrapped.np_random, env.action_space.np_random)]
+    if states is None:
+        return [rng.get_state() if isinstance(rng, np.random.RandomState) else rng.bit_generator.state for rng in rngs]
+    for rng, state in zip(rngs, states):
+        if isinstance(rng, np.random.RandomState):
+            rng.set_state(tuple(state))
+        else:
+            rng.bit_generator.state = state
+
+
+def write_checkpoint(path, train, rb, step, progress, args, env_states):
     """`train`: the train state and the PRNG keys. Atomic: a kill mid-write leaves the previous checkpoint whole."""
-    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state}
+    rngs = {"python": random.getstate(), "numpy": np.random.get_state(legacy=False), "buffer": rb.rng.bit_generator.state,
+            "env": env_states}  # fmt: skip
     rngs = json.dumps(rngs, default=np.ndarray.tolist)  # Python ints of any size, which msgpack cannot store
     buffer = {"pos": rb.pos, "full": rb.full, **{f: getattr(rb, f)[: len(rb)] for f in BUFFER_FIELDS}}
     train = serialization.to_state_dict(jax.device_get(key_data(train)))
@@ -540,7 +546,7 @@ def read_checkpoint(args):
     return checkpoint
 
 
-def restore_checkpoint(checkpoint, train, rb):
+def restore_checkpoint(checkpoint, train, rb, envs):
     """The buffer and the RNGs in place; returns `train` (the train state and the PRNG keys) as the checkpoint holds it,
     the step to go on from and the progress line's latest returns."""
     restored = serialization.from_state_dict(key_data(train), checkpoint["train"])
@@ -552,6 +558,7 @@ def restore_checkpoint(checkpoint, train, rb):
     random.setstate((rngs["python"][0], tuple(rngs["python"][1]), rngs["python"][2]))
     np.random.set_state(rngs["numpy"])
     rb.rng.bit_generator.state = rngs["buffer"]
+    env_rngs(envs, rngs["env"])
     return restored, checkpoint["step"], checkpoint["progress"]
 
 
@@ -559,9 +566,7 @@ if __name__ == "__main__":
     args = tyro.cli(Args)
     if args.capture_video and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless: render MuJoCo through EGL unless told otherwise
-    if args.load_model is not None and not os.path.isfile(args.load_model):
-        fail(f"--load-model: no such file {args.load_model!r}")
-    if args.load_model is None and (problem := check_args(args)):
+    if problem := check_args(args):
         fail(problem)
     checkpoint = read_checkpoint(args) if args.resume else None
 
@@ -570,10 +575,6 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     key = jax.random.key(args.seed)
     key, init_key, act_key, eval_key = jax.random.split(key, 4)
-
-    if args.load_model is not None:
-        load_and_evaluate(args, eval_key)
-        sys.exit(0)
 
     run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     if args.track:
@@ -589,11 +590,9 @@ if __name__ == "__main__":
         del sys.modules["torch"]
     run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
     writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
-    hyperparameters = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{hyperparameters}")
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
 
-    # env setup
-    # SAME_STEP autoreset: an ending step returns the reset observation and puts the true last one in infos["final_obs"]
+    # env setup. SAME_STEP autoreset: an ending step returns the reset observation, the true last one in infos["final_obs"]
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed, 0, args.capture_video, run_name, args.max_episode_steps)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
@@ -615,9 +614,9 @@ if __name__ == "__main__":
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, seed=args.seed)
     train, start_step, (last_return, last_eval) = (state, act_key, eval_key), 0, (float("nan"), float("nan"))
     if checkpoint:
-        train, start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, train, rb)
+        train, start_step, (last_return, last_eval) = restore_checkpoint(checkpoint, train, rb, envs)
     state, act_key, eval_key = train
-    checkpoint_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
+    ckpt_path, next_checkpoint = f"{run_dir}/{args.exp_name}.qsm_checkpoint", start_step + args.checkpoint_every
     stop = []  # SIGUSR2 (Slurm's notice before a time limit) or SIGTERM: checkpoint at the next episode end and exit 75
     for signum in (signal.SIGUSR2, signal.SIGTERM) if args.checkpoint_every else ():
         signal.signal(signum, lambda signum, frame: stop.append(signum))
@@ -625,7 +624,7 @@ if __name__ == "__main__":
     sps_step = print_step = start_step
 
     # TRY NOT TO MODIFY: start the game
-    obs, _ = envs.reset(seed=args.seed + start_step)
+    obs, _ = envs.reset(seed=None if checkpoint else args.seed)  # a resumed run resets from the checkpoint's env RNGs
     obs = obs.astype(np.float32)
     for global_step in range(start_step, args.total_timesteps):
         # ALGO LOGIC: put action logic here
@@ -634,6 +633,8 @@ if __name__ == "__main__":
         else:
             actions, act_key = explore(state.eps_params, obs, act_key)
             actions = np.asarray(actions)
+
+        env_states = args.checkpoint_every and env_rngs(envs)  # for a checkpoint: an episode's end resets the env inside step
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -685,14 +686,13 @@ if __name__ == "__main__":
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
         if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
-            obs, _ = envs.reset(seed=args.seed + global_step + 1)  # the episode that a resumed run starts alike
-            obs = obs.astype(np.float32)
             writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() leaves
             writer = SummaryWriter(run_dir, filename_suffix=f".{global_step + 1}")  # queued events behind): a new file
-            write_checkpoint(checkpoint_path, (state, act_key, eval_key), rb, global_step + 1, [last_return, last_eval], args)
+            progress = [last_return, last_eval]
+            write_checkpoint(ckpt_path, (state, act_key, eval_key), rb, global_step + 1, progress, args, env_states)
             next_checkpoint = global_step + 1 + args.checkpoint_every
             if stop:
-                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {checkpoint_path}")
+                print(f"stopped by signal {stop[0]} at step {global_step + 1}; continue with --resume {ckpt_path}")
                 sys.exit(75)
 
     if args.save_model:

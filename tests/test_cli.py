@@ -9,7 +9,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "qsm_continuous_action.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "qsm_continuous_action.py")
 # a short Hopper run that still updates (from step 100) and truncates (20-step episodes)
 SHORT_RUN = [
     "--env-id", "Hopper-v4", "--total-timesteps", "300", "--learning-starts", "100", "--batch-size", "32",
@@ -24,6 +25,12 @@ TAGS = [
 
 def run(args, cwd):
     return subprocess.run([sys.executable, SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def evaluate_model(args, cwd):
+    """benchmark/evaluate_model.py, the tool that evaluates a model saved by either script."""
+    tool = os.path.join(ROOT, "benchmark", "evaluate_model.py")
+    return subprocess.run([sys.executable, tool, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def scalars(run_dir):
@@ -74,7 +81,7 @@ def test_saved_model_loads_and_evaluates(short_run):
     assert model in result.stdout.replace("runs/", str(cwd / "runs") + "/")
     saved = torch.load(model, weights_only=True)  # tensors and plain containers only
     assert {"eps_theta", "qf1", "qf2", "args", "obs_dim", "act_dim", "action_low", "action_high"} <= set(saved)
-    evaluation = run(["--load-model", model, "--eval-episodes", "3"], cwd)
+    evaluation = evaluate_model([model, "--eval-episodes", "3"], cwd)
     assert evaluation.returncode == 0, evaluation.stderr
     assert "Hopper-v4: 3 evaluation episodes, return" in evaluation.stdout
 
@@ -109,7 +116,6 @@ BAD_INPUTS = [
     (["--learning-starts", "100", "--total-timesteps", "100"], "--learning-starts must be in [0, --total-timesteps)"),
     (["--m-q", "-1"], "--m-q must be > 0"),
     (["--critic-hidden-dim", "0"], "network sizes must be >= 1"),
-    (["--load-model", "missing.qsm_model"], "no such file"),
 ]  # each script must reject these with one line and exit 2
 
 
@@ -131,15 +137,21 @@ class RunsCode:
         return (os.system, ("touch code_ran",))
 
 
-@pytest.mark.parametrize("script", [SCRIPT, SCRIPT.replace(".py", "_jax.py")], ids=["torch", "jax"])
-def test_a_model_file_that_runs_code_is_refused_and_runs_nothing(script, tmp_path):
+def test_a_model_file_that_runs_code_is_refused_and_runs_nothing(tmp_path):
     torch.save({"args": {}, "eps_theta": RunsCode()}, tmp_path / "evil.qsm_model")
-    result = subprocess.run(
-        [sys.executable, script, "--load-model", "evil.qsm_model"], cwd=tmp_path, capture_output=True, text=True
-    )
+    result = evaluate_model(["evil.qsm_model"], tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "'evil.qsm_model' is not a model saved by --save-model" in result.stderr
     assert not (tmp_path / "code_ran").exists()
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("not a model", "is not a model saved by")])
+def test_evaluate_model_refuses_a_file_that_is_not_a_model_and_runs_nothing(content, message, tmp_path):
+    if content is not None:
+        (tmp_path / "bogus.qsm_model").write_text(content)
+    result = evaluate_model(["bogus.qsm_model"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("script", [SCRIPT, SCRIPT.replace(".py", "_jax.py")], ids=["torch", "jax"])

@@ -148,14 +148,13 @@ PLAIN = ["--total-timesteps", "300", "--learning-starts", "150", "--batch-size",
          "--max-episode-steps", "100", "--eval-frequency", "0", "--eval-episodes", "1", "--no-progress"]  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 31: a checkpoint reseeds the env at its episode end")
-@pytest.mark.parametrize("env_id", ["Pendulum-v1"])  # and dm_control/cartpole-swingup-v0 once the fix lands
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "dm_control/cartpole-swingup-v0"])
 @pytest.mark.parametrize("framework", list(SCRIPTS))
 def test_checkpoints_leave_the_run_alone(framework, env_id, tmp_path):
-    # A run with --checkpoint-every should take the same episodes, and log the same values at the same steps, as the
-    # same command without it. Today it does not: a checkpoint reseeds the env (the next episode starts from --seed +
-    # step), so the runs part at the first checkpoint. The fix (issue 31) stores the env's random states as they were
-    # before the reset that began the episode under way, and a resumed run restores them and resets without a seed.
+    # A run with --checkpoint-every takes the same episodes, and logs the same values at the same steps, as the same
+    # command without it: the checkpoint stores the env's RNG states as they were before the reset that began the next
+    # episode (dm_control: the task's RandomState), and a resumed run restores them and resets without a seed. On the
+    # dm_control task, a run resumed from that checkpoint in a fresh process repeats the plain run too.
     logged = {}
     for name, extra in [("plain", []), ("checkpointed", ["--checkpoint-every", "150"])]:
         cwd = tmp_path / name
@@ -164,7 +163,12 @@ def test_checkpoints_leave_the_run_alone(framework, env_id, tmp_path):
         result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         logged[name] = scalars(run_folder(cwd))
-        if extra:
-            assert glob.glob(str(cwd / "runs" / "*" / "*.qsm_checkpoint"))
     assert len(logged["plain"]["charts/episodic_return"]) == 3
     assert logged["checkpointed"] == logged["plain"]
+    if env_id.startswith("dm_control/"):
+        (checkpoint,) = glob.glob(str(tmp_path / "checkpointed" / "runs" / "*" / "*.qsm_checkpoint"))
+        args = [sys.executable, os.path.join(ROOT, SCRIPTS[framework]), "--env-id", env_id, *PLAIN, *extra]
+        result = subprocess.run([*args, "--resume", checkpoint], cwd=tmp_path / "checkpointed", capture_output=True,
+                                text=True, timeout=600)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert scalars(run_folder(tmp_path / "checkpointed")) == logged["plain"]
