@@ -512,7 +512,7 @@ if __name__ == "__main__":
 
         wandb_kwargs = dict(sync_tensorboard=True, config=vars(args), name=run_name, monitor_gym=True, save_code=True)
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, **wandb_kwargs)
-    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
+    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"
     writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
 
@@ -527,13 +527,13 @@ if __name__ == "__main__":
     critic_width = args.critic_hidden_dim or args.hidden_dim
     qf1, qf2 = (QNetwork(obs_dim, act_dim, critic_width, args.num_layers, args.crossq).to(device) for _ in "12")
     qf1_target, qf2_target = copy.deepcopy(qf1), copy.deepcopy(qf2)
-    critics, critic_targets = (qf1, qf2), (qf1_target, qf2_target)  # as qsm_update takes them
+    critics, critic_targets = (qf1, qf2), (qf1_target, qf2_target)
     q_betas = (0.5 if args.crossq else 0.9, 0.999)  # CrossQ's beta1
     q_optimizer = optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.critic_lr, betas=q_betas)
     actor_optimizer = optim.Adam(eps_theta.parameters(), lr=args.actor_lr)
-    optimizers = (q_optimizer, actor_optimizer)  # as qsm_update takes them
+    optimizers = (q_optimizer, actor_optimizer)
     cosine = lambda step, d=args.actor_lr_decay_steps: 0.5 * (1 + math.cos(math.pi * min(step, d) / d))  # noqa: E731
-    actor_scheduler = optim.lr_scheduler.LambdaLR(actor_optimizer, cosine)  # cosine decay to 0 over actor_lr_decay_steps
+    actor_scheduler = optim.lr_scheduler.LambdaLR(actor_optimizer, cosine)
     schedule = ddpm_schedule(args.diffusion_steps, device)
     q_grad_rms = RunningRMS() if args.normalize_q_grad else None
 

@@ -588,7 +588,7 @@ if __name__ == "__main__":
 
     if hide_torch:
         del sys.modules["torch"]
-    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"  # a resumed run writes on in its folder
+    run_dir = os.path.dirname(args.resume) if checkpoint else f"runs/{run_name}"
     writer = SummaryWriter(run_dir, purge_step=checkpoint and checkpoint["step"])  # TensorBoard drops what came after it
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in vars(args).items()))
 
@@ -603,7 +603,7 @@ if __name__ == "__main__":
     # Q1, Q2; the targets live in `state`
     critic = TwinQNetwork(args.critic_hidden_dim or args.hidden_dim, args.num_layers, batch_norm=args.crossq)
     critic_tx = optax.adam(args.critic_lr, b1=0.5 if args.crossq else 0.9)  # CrossQ's beta1
-    actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)  # to 0 over the decay steps
+    actor_lr_schedule = optax.cosine_decay_schedule(args.actor_lr, args.actor_lr_decay_steps)
     actor_tx = optax.adam(actor_lr_schedule)
     schedule = ddpm_schedule(args.diffusion_steps)
     state = init_qsm_state(init_key, eps_theta, critic, actor_tx, critic_tx, obs_dim, act_dim)
