@@ -14,7 +14,6 @@ tasks, DMC return / 1000. `--improvement X>Y` prints rliable's probability of im
 """
 
 import argparse
-import csv
 import os
 import sys
 
@@ -52,17 +51,17 @@ def improvement(scores, x, y, reps=2000):
 
 
 def read_rows(paths, algos=None, tasks=None):
-    """(env, algo) -> {seed: final eval return} over the CSVs, later rows replacing earlier ones."""
-    finals = {}
-    tasks = {task.replace("/", "-") for task in tasks} if tasks else None  # as the CSVs name them
-    for path in paths:
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if tasks and row["task"] not in tasks:
-                    continue
-                if row["final_eval_return"] and (not algos or row["algorithm"] in algos):
-                    finals.setdefault((row["task"], row["algorithm"]), {})[int(row["seed"])] = float(row["final_eval_return"])
-    return finals
+    """(env, algo) -> {seed: final eval return} over the CSVs' rows that have one, later rows replacing earlier ones."""
+    import pandas as pd
+
+    rows = pd.concat([pd.read_csv(path, dtype={"task": str, "algorithm": str}) for path in paths])
+    rows = rows.dropna(subset=["final_eval_return"])
+    if tasks:
+        rows = rows[rows.task.isin({task.replace("/", "-") for task in tasks})]  # as the CSVs name them
+    if algos:
+        rows = rows[rows.algorithm.isin(algos)]
+    rows = rows.drop_duplicates(["task", "algorithm", "seed"], keep="last")
+    return {key: dict(zip(runs.seed.astype(int), runs.final_eval_return)) for key, runs in rows.groupby(["task", "algorithm"])}
 
 
 def main(argv=None):

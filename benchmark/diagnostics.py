@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot import load_runs  # noqa: E402
+from plot import load_runs, text_table  # noqa: E402
 
 COLUMNS = [
     ("at bounds", "qsm/action_at_bounds_frac", lambda v: f"{100 * v:.0f}%"),
@@ -50,11 +50,7 @@ def format_table(table, markdown=False):
         [env, algo, str(row["seeds"])] + ["-" if np.isnan(row[tag]) else fmt(row[tag]) for _, tag, fmt in COLUMNS]
         for (env, algo), row in table.items()
     ]
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-    return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in [header] + rows)
+    return text_table(header, rows, markdown)
 
 
 def main(argv=None):

@@ -29,7 +29,6 @@ import csv
 import glob
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -38,12 +37,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # plot.py, beside this file
-from plot import EVAL_TAG, RETURN_TAG, SPS_TAG, Run, env_name, final_return, read_scalars  # noqa: E402
+from plot import EVAL_TAG, RETURN_TAG, SPS_TAG, Run, curves_file, env_name, final_return, read_scalars, text_table  # noqa: E402
 
 CHECKPOINT_EXIT = 75  # EX_TEMPFAIL: the training script stopped on a signal after writing its checkpoint ("resume me")
 
@@ -150,16 +149,12 @@ def without_flag(command, flag):
     ]
 
 
-def without_checkpoint_every(command):
-    return without_flag(command, "--checkpoint-every")
-
-
 def same_run(a, b):
     """Whether two commands count as the same job: equal but for `--checkpoint-every`, so that the records of runs made
     before the runners passed it still match. Not the same episodes: until issue 31's fix lands, a checkpoint reseeds
     the env at the episode end it is taken at (tests/test_resume.py, the strict xfail), so a run with checkpoints takes
     other episodes than the same command without them; a resumed run repeats the run it continues bit for bit."""
-    return without_checkpoint_every(a) == without_checkpoint_every(b)
+    return without_flag(a, "--checkpoint-every") == without_flag(b, "--checkpoint-every")
 
 
 def run_prefix(job):
@@ -286,12 +281,6 @@ def source_commit():
     except OSError:
         return "unknown"
     return head + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def curves_file(task, algorithm, seed):
-    """TASK__ALGORITHM__SEED.csv, with each run of characters other than letters, digits, `.`, `-` and `_` in the
-    algorithm (a recipe name such as "grad-rms (torch)") as one `_`."""
-    return f"{task}__{re.sub(r'[^A-Za-z0-9._-]+', '_', algorithm).strip('_')}__{seed}.csv"
 
 
 def cpu_model():
@@ -491,21 +480,6 @@ class NodeRun:
         return DelayedSubmission(NodeRun(), job, threads, timeout, cwd)
 
 
-@dataclass
-class SlurmOptions:
-    partition: Optional[str] = None
-    time_min: int = 60
-    cpus: int = 1
-    gpus: int = 0
-    mem: Optional[str] = None
-    poll_s: float = 30.0  # how often the launcher asks Slurm (sacct, squeue) about unfinished jobs
-    extra: Optional[Dict[str, str]] = None  # more sbatch options, e.g. {"account": "rl", "qos": "high"}
-    # Slurm's signal comes this long (and up to 30 s more) before the time limit: enough for a run to reach its next
-    # episode end and write its checkpoint (a 1000-step episode at 20 steps/s, and a 1e6-step buffer's few GB)
-    signal_delay_s: int = 180
-    requeues: int = 10  # how many times a job that reaches its time limit is requeued (preemptions do not count)
-
-
 def squeue_ids(array_ids):
     """Job ids ("123_4") that Slurm still has queued or running, or None when squeue does not answer."""
     try:
@@ -520,32 +494,35 @@ def squeue_ids(array_ids):
     return set(out.stdout.split())
 
 
-def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print):
-    """Submit the jobs as one Slurm array and wait for each; never raises for a failed job."""
+def run_slurm(jobs, workers, timeout, options, echo=print):
+    """Submit the jobs as one Slurm array and wait for each; never raises for a failed job. `options`: the parsed
+    arguments, whose `slurm_*` fields are the per-job Slurm settings (parse_args)."""
     import submitit  # only this backend needs it
 
-    options = options or SlurmOptions()
     if __name__ != "__main__":  # imported (tests): ship this module's code with the jobs, the node cannot import it
         import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
     log_dir = os.path.dirname(jobs[0].log_path)
     executor = submitit.AutoExecutor(
-        folder=os.path.join(log_dir, "slurm", "%j"), cluster="slurm", slurm_max_num_timeout=options.requeues
+        folder=os.path.join(log_dir, "slurm", "%j"), cluster="slurm", slurm_max_num_timeout=options.slurm_requeues
     )
-    params = dict(name=jobs[0].name, timeout_min=options.time_min, cpus_per_task=options.cpus, slurm_array_parallelism=workers)
-    params["slurm_signal_delay_s"] = options.signal_delay_s
-    if options.partition:
-        params["slurm_partition"] = options.partition
-    if options.gpus:
-        params["gpus_per_node"] = options.gpus
-    if options.mem:
-        params["slurm_mem"] = options.mem
-    if options.extra:
-        params["slurm_additional_parameters"] = dict(options.extra)
-    executor.update_parameters(**params)
+    optional = dict(
+        slurm_partition=options.slurm_partition,
+        gpus_per_node=options.slurm_gpus or None,
+        slurm_mem=options.slurm_mem,
+        slurm_additional_parameters=dict(opt.split("=", 1) for opt in options.slurm_option) or None,
+    )
+    executor.update_parameters(
+        name=jobs[0].name,
+        timeout_min=options.slurm_time,
+        cpus_per_task=options.slurm_cpus,
+        slurm_array_parallelism=workers,
+        slurm_signal_delay_s=options.slurm_signal_delay,
+        **{key: value for key, value in optional.items() if value is not None},
+    )
     n = len(jobs)
-    submitted = executor.map_array(NodeRun(), jobs, [options.cpus] * n, [timeout] * n, [os.getcwd()] * n)
+    submitted = executor.map_array(NodeRun(), jobs, [options.slurm_cpus] * n, [timeout] * n, [os.getcwd()] * n)
     start = time.time()
     for job, sjob in zip(jobs, submitted):
         how = "resumes from its checkpoint, " if job.resume else ""
@@ -557,7 +534,7 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
     last_poll = 0.0
     try:
         while any(r is None for r in results):
-            poll = time.time() - last_poll >= options.poll_s
+            poll = time.time() - last_poll >= options.slurm_poll
             if poll:
                 last_poll = time.time()
                 submitted[0].watcher.update()  # one sacct call for every registered job
@@ -570,7 +547,7 @@ def run_slurm(jobs, workers, threads_per_job, timeout, options=None, echo=print)
                     # out of the queue without a result: Slurm's own state if sacct knows it, else lost, after a grace
                     # period for the result file to appear on a shared file system and for accounting to catch up
                     gone_since.setdefault(i, time.time())
-                    if time.time() - gone_since[i] >= 2 * options.poll_s:
+                    if time.time() - gone_since[i] >= 2 * options.slurm_poll:
                         state = sjob.watcher.get_state(sjob.job_id, mode="cache")
                         state = state if state != "UNKNOWN" else "LOST"  # sacct does not know it either
                         result = JobResult(
@@ -630,10 +607,6 @@ def collect(job, sjob, seconds):
     return JobResult(job, None, seconds, state, sjob.job_id, extra_logs=stderr)
 
 
-# backend name -> function(jobs, workers, threads_per_job, timeout, [options]) returning one JobResult per job, in order
-BACKENDS: Dict[str, Callable[..., List[JobResult]]] = {"local": run_local, "slurm": run_slurm}
-
-
 def log_tail(path, lines=15):
     try:
         with open(path, errors="replace") as f:
@@ -649,9 +622,7 @@ def summary(results):
     if any(r.slurm_id for r in results):
         header += ("Slurm job",)
         rows = [row + (r.slurm_id or "-",) for row, r in zip(rows, results)]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*row) for row in rows]
+    lines = [text_table(header, rows)]
     failed = [r for r in results if not r.ok]
     lines.append(f"{len(results) - len(failed)} of {len(results)} jobs finished with exit status 0, {len(failed)} failed")
     skipped = sum(1 for r in results if r.skipped_run)
@@ -684,7 +655,7 @@ def parse_args(argv):
     )
     parser.add_argument("--log-dir", default="runs/logs", help="folder of the jobs' stdout/stderr logs")
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which a job is killed (and fails)")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="local", help="where the jobs run")
+    parser.add_argument("--backend", choices=["local", "slurm"], default="local", help="where the jobs run")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--runs-dir", default="runs", help="where the command writes its run folders (to resume a sweep)")
     parser.add_argument(
@@ -707,6 +678,8 @@ def parse_args(argv):
     slurm.add_argument("--slurm-mem", default=None, help="memory per job, as sbatch --mem takes it (e.g. 4G)")
     slurm.add_argument("--slurm-poll", type=float, default=30.0, help="seconds between two queries of the job states")
     slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
+    # Slurm's signal comes this long (and up to 30 s more) before the time limit: enough for a run to reach its next
+    # episode end and write its checkpoint (a 1000-step episode at 20 steps/s, and a 1e6-step buffer's few GB)
     slurm.add_argument(
         "--slurm-signal-delay",
         type=int,
@@ -774,20 +747,9 @@ def main(argv=None):
     if not todo:
         ran = []
     elif args.backend == "slurm":
-        options = SlurmOptions(
-            args.slurm_partition,
-            args.slurm_time,
-            args.slurm_cpus,
-            args.slurm_gpus,
-            args.slurm_mem,
-            args.slurm_poll,
-            dict(opt.split("=", 1) for opt in args.slurm_option),
-            args.slurm_signal_delay,
-            args.slurm_requeues,
-        )
-        ran = run_slurm(todo, args.workers, threads, args.timeout, options)
+        ran = run_slurm(todo, args.workers, args.timeout, args)
     else:
-        ran = BACKENDS[args.backend](todo, args.workers, threads, args.timeout)
+        ran = run_local(todo, args.workers, threads, args.timeout)
     ran = iter(ran)
     results = [JobResult(job, 0, 0.0, skipped_run=done[i]) if i in done else next(ran) for i, job in enumerate(jobs)]
     for r in results:

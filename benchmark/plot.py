@@ -1,6 +1,14 @@
-"""Curves, a table, the IQM and performance profiles from the TensorBoard event files under runs/ (no network, no W&B).
+"""Curves, a table, the IQM and performance profiles from the TensorBoard event files under runs/, or from a study's
+committed curves (no network, no W&B).
 
     python benchmark/plot.py --runs-dir runs --output runs/curves.png --markdown --csv runs.csv
+    python benchmark/plot.py --results benchmark/results/scale_screen    # -> benchmark/results/scale_screen/figures/
+
+`--results DIR` reads a results folder as `launch.py --results-csv DIR/runs.csv` writes it: one row per run in runs.csv
+(of two rows with the same task, algorithm and seed the later counts) and each run's curves in
+`curves/TASK__ALGORITHM__SEED.csv` (step, tag, value: the evaluation and training returns), so a fresh clone redraws a
+study's figures and tables. The SPS column is then the median over runs of each row's `sps_median`, the share of actions
+at the bounds is not recorded ("-"), and the figures go to `DIR/figures/` unless `--output` says otherwise.
 
 Run folders are named `{env_id}__{exp_name}__{seed}__{time}` (a `/` in the env id becomes `-`, and envs are named that
 way here too); the algorithm is the exp_name. Of several runs with the same env, algorithm and seed only the latest
@@ -26,7 +34,8 @@ counts. Statistics over seeds use rliable (Agarwal et al., 2021, "Deep RL at the
   (`--profile-output`, default `{output}_profiles.png`): rliable's performance profiles, the share of runs whose
   normalised score exceeds tau, with 95% stratified-bootstrap bands.
 - `--csv PATH`: one row per run: env, algorithm, seed, the exact training command (from the launcher's `.done` record
-  of that run, found under `--log-dir`, by default `{runs_dir}/logs`, searched recursively; empty when there is none),
+  of that run, found under `--log-dir`, by default `{runs_dir}/logs`, searched recursively; empty when there is none;
+  with `--results`, the row's command),
   the final evaluation return, the final training return, the median `charts/SPS`, and the run folder.
 
 Steps are as logged: QSM counts env steps from 0 (its evaluations fall at 4999, 9999, ... and total_timesteps - 1), SB3
@@ -35,10 +44,10 @@ with shorter ones at equal steps.
 """
 
 import argparse
-import csv
 import glob
 import json
 import os
+import re
 import shlex
 import sys
 import textwrap
@@ -74,6 +83,7 @@ class Run:
     path: str
     scalars: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> array of (step, value) rows
     last_step: int = 0
+    command: str = ""  # the training command, where a launcher's record or a results row gives it
 
     def series(self, tag):
         return self.scalars.get(tag, np.zeros((0, 2)))
@@ -132,17 +142,54 @@ def load_runs(runs_dir, env_ids=None, algos=None, echo=print, max_step=None):
             )
         if key not in latest or stamp > latest[key][0]:
             latest[key] = (stamp, path)
+    runs = [make_run(*key, path, read_scalars(path), max_step, echo) for key, (_, path) in sorted(latest.items())]
+    return [run for run in runs if run]
+
+
+def curves_file(task, algorithm, seed):
+    """TASK__ALGORITHM__SEED.csv, with each run of characters other than letters, digits, `.`, `-` and `_` in the
+    algorithm (a recipe name such as "grad-rms (torch)") as one `_`."""
+    return f"{task}__{re.sub(r'[^A-Za-z0-9._-]+', '_', algorithm).strip('_')}__{seed}.csv"
+
+
+def load_results(results_dir, env_ids=None, algos=None, echo=print, max_step=None):
+    """Every run of a results folder (filtered by env and algorithm): runs.csv's rows, the later of two rows with the same
+    task, algorithm and seed, each with its committed curves (curves/, named by `curves_file`). The row's median SPS
+    stands as a one-point `charts/SPS` series at step 0; its command and run_dir are the run's."""
+    import pandas as pd
+
+    rows = pd.read_csv(os.path.join(results_dir, "runs.csv"), dtype={"task": str, "algorithm": str, "command": str})
+    rows = rows.drop_duplicates(["task", "algorithm", "seed"], keep="last").sort_values(["task", "algorithm", "seed"])
+    if env_ids:
+        rows = rows[rows.task.isin({env_name(e) for e in env_ids})]
+    if algos:
+        rows = rows[rows.algorithm.isin(algos)]
     runs = []
-    for (env_id, algo, seed), (_, path) in sorted(latest.items()):
-        scalars = read_scalars(path)
-        if max_step is not None:
-            scalars = {tag: rows[rows[:, 0] < max_step] for tag, rows in scalars.items()}
-        if not len(scalars.get(RETURN_TAG, ())):
-            echo(f"note: {path} has no {RETURN_TAG} (no episode finished); skipped")
+    for row in rows.itertuples():
+        path = os.path.join(results_dir, "curves", curves_file(row.task, row.algorithm, row.seed))
+        if not os.path.isfile(path):
+            echo(f"note: {row.task} {row.algorithm} seed {row.seed} has no curves ({path}); skipped")
             continue
-        last_step = int(max(rows[-1, 0] for rows in scalars.values() if len(rows)))
-        runs.append(Run(env_id, algo, seed, path, scalars, last_step))
+        curves = pd.read_csv(path).sort_values("step", kind="stable")
+        scalars = {tag: group[["step", "value"]].to_numpy(np.float64) for tag, group in curves.groupby("tag")}
+        if not pd.isna(row.sps_median):
+            scalars[SPS_TAG] = np.array([[0.0, row.sps_median]])
+        run = make_run(row.task, row.algorithm, int(row.seed), row.run_dir, scalars, max_step, echo)
+        if run:
+            run.command = "" if pd.isna(row.command) else row.command
+            runs.append(run)
     return runs
+
+
+def make_run(env_id, algo, seed, path, scalars, max_step=None, echo=print):
+    """The Run of these series, keeping only what was logged before `max_step`; None (and a note) without an episode."""
+    if max_step is not None:
+        scalars = {tag: rows[rows[:, 0] < max_step] for tag, rows in scalars.items()}
+    if not len(scalars.get(RETURN_TAG, ())):
+        echo(f"note: {path} has no {RETURN_TAG} (no episode finished); skipped")
+        return None
+    last_step = int(max(rows[-1, 0] for rows in scalars.values() if len(rows)))
+    return Run(env_id, algo, seed, path, scalars, last_step)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -329,10 +376,15 @@ def format_table(table, markdown=False):
                 bounds,
             ]
         )
+    return text_table(header, rows, markdown)
+
+
+def text_table(header, rows, markdown=False):
+    """Rows of strings as a Markdown table, or as left-aligned columns under a ruled header."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
 
@@ -359,28 +411,17 @@ def done_commands(log_dir):
 CSV_COLUMNS = ["task", "algorithm", "seed", "command", "final_eval_return", "final_train_return", "sps_median", "run_dir"]
 
 
-def write_csv(runs, path, commands=None, last_episodes=10):
+def write_csv(runs, path, last_episodes=10):
     """One row per run; final_train_return is the mean of the run's last `last_episodes` training episodes."""
-    commands = commands or {}
+    import pandas as pd
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r.env_id, r.algo, r.seed)):
+        sps = r.series(SPS_TAG)[:, 1]
+        median_sps = np.median(sps) if len(sps) else np.nan
+        rows.append((r.env_id, r.algo, r.seed, r.command, r.final_eval, final_return(r, last_episodes), median_sps, r.path))
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        for run in sorted(runs, key=lambda r: (r.env_id, r.algo, r.seed)):
-            command = commands.get(os.path.realpath(run.path), commands.get(os.path.basename(os.path.normpath(run.path)), ""))
-            sps = run.series(SPS_TAG)[:, 1]
-            writer.writerow(
-                [
-                    run.env_id,
-                    run.algo,
-                    run.seed,
-                    command,
-                    "" if np.isnan(run.final_eval) else repr(run.final_eval),
-                    repr(final_return(run, last_episodes)),
-                    repr(float(np.median(sps))) if len(sps) else "",
-                    run.path,
-                ]
-            )
+    pd.DataFrame(rows, columns=CSV_COLUMNS).to_csv(path, index=False)  # NaN: an empty field
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -504,9 +545,10 @@ def parse_thresholds(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", default="runs", help="folder holding the run folders")
+    parser.add_argument("--results", default=None, metavar="DIR", help="read a results folder's committed curves instead")
     parser.add_argument("--env-ids", nargs="*", default=None, help="only these envs (default: all)")
     parser.add_argument("--algos", nargs="*", default=None, help="only these algorithms, i.e. exp_names (default: all)")
-    parser.add_argument("--output", default="runs/curves.png", help="PNG of the curves")
+    parser.add_argument("--output", default=None, help="PNG of the curves (default: runs/curves.png, DIR/figures/curves.png)")
     parser.add_argument(
         "--profile-output", default=None, help="PNG of the performance profiles (default: {output}_profiles.png)"
     )
@@ -542,9 +584,18 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    runs = load_runs(args.runs_dir, args.env_ids, args.algos, max_step=args.max_step)
+    if args.results:
+        runs = load_results(args.results, args.env_ids, args.algos, max_step=args.max_step)
+        args.output = args.output or os.path.join(args.results, "figures", "curves.png")
+    else:
+        runs = load_runs(args.runs_dir, args.env_ids, args.algos, max_step=args.max_step)
+        commands = done_commands(args.log_dir or os.path.join(args.runs_dir, "logs"))
+        for run in runs:
+            name = os.path.basename(os.path.normpath(run.path))  # matches a record of runs/ copied or moved elsewhere
+            run.command = commands.get(os.path.realpath(run.path), commands.get(name, ""))
+        args.output = args.output or "runs/curves.png"
     if not runs:
-        print(f"plot.py: error: no runs with {RETURN_TAG} under {args.runs_dir!r}", file=sys.stderr)
+        print(f"plot.py: error: no runs with {RETURN_TAG} under {args.results or args.runs_dir!r}", file=sys.stderr)
         return 2
     table = summarize(runs, args.last_episodes, parse_thresholds(args.thresholds))
     scores, ranges = normalised_scores(table, parse_ranges(args.score_range))
@@ -571,8 +622,7 @@ def main(argv=None):
     if scores:
         print(f"performance profiles: {profile_output}")
     if args.csv:
-        log_dir = args.log_dir or os.path.join(args.runs_dir, "logs")
-        write_csv(runs, args.csv, done_commands(log_dir), args.last_episodes)
+        write_csv(runs, args.csv, args.last_episodes)
         print(f"csv: {args.csv}")
     return 0
 

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -294,6 +295,45 @@ def test_plot_curves_and_aggregate(fake_runs, tmp_path, capsys):
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert os.path.getsize(png) > 10_000
+
+
+def test_plot_draws_a_study_from_its_committed_curves(fake_runs, tmp_path, capsys):
+    # launch.py's results writer records each run's row and curves; with the event files gone, plot.py --results draws
+    # the same curves, table and IQM from those files alone, into the study's figures/ folder.
+    import launch
+
+    study = tmp_path / "study"
+    results = launch.Results(str(study / "runs.csv"), recipe=None)
+    events = plot.load_runs(fake_runs, echo=lambda *_: None)
+    for run in events:
+        command = ["python", "train.py", "--exp-name", run.algo, "--env-id", run.env_id, "--seed", str(run.seed)]
+        job = launch.Job(run.algo, run.env_id, run.seed, command, str(tmp_path / "x.log"), fake_runs, run.algo)
+        results.add(job, run.path)
+    shutil.rmtree(fake_runs)
+    runs = plot.load_results(str(study), echo=lambda *_: None)
+    assert [(r.env_id, r.algo, r.seed, r.path) for r in runs] == [(r.env_id, r.algo, r.seed, r.path) for r in events]
+    assert runs[0].command == "python train.py --exp-name bad --env-id EnvA-v0 --seed 1"
+    table, expected = plot.summarize(runs, last_episodes=4), plot.summarize(events, last_episodes=4)
+    for key, row in expected.items():
+        for name in ("finals", "eval_finals", "eval_steps", "eval_curve", "sps_median", "min_last_step"):
+            np.testing.assert_allclose(table[key][name], row[name], err_msg=f"{key} {name}")
+        assert table[key]["reach"] == row["reach"]
+    for curves in ("eval", "training"):
+        drawn = plot.plot(runs, str(tmp_path / "c.png"), reps=200, curves=curves)
+        for key, lines in plot.plot(events, str(tmp_path / "c.png"), reps=200, curves=curves).items():
+            for got, want in zip(drawn[key], lines):
+                np.testing.assert_allclose(got, want, err_msg=f"{curves} {key}")
+
+    assert plot.main(["--results", str(study), "--last-episodes", "4", "--bootstrap-reps", "200", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| EnvA-v0 | good | 3 | 1000 | 220.0 ± 10.0 | - | 217.5 ± 100.0 | 50 | - |" in out
+    assert f"good: {expected_iqm(expected_normalised()['good']):.2f} [" in out
+    for png in ("curves.png", "curves_profiles.png"):
+        assert os.path.getsize(study / "figures" / png) > 10_000
+    # a row whose curves file is missing is left out, and a note says so
+    os.remove(study / "curves" / plot.curves_file("EnvA-v0", "good", 1))
+    notes = []
+    assert len(plot.load_results(str(study), echo=notes.append)) == 11 and "has no curves" in notes[0]
 
 
 def test_plot_intervals_collapse_for_identical_seeds(tmp_path):
