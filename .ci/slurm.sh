@@ -107,6 +107,9 @@ SchedulerType=sched/backfill
 # schedule every 5 s (default 60): a requeued job starts as soon as it may
 SchedulerParameters=sched_interval=5
 StateSaveLocation=$STATE/ctld
+# slurmctld starts with -i (no saved state) but accounting keeps every job: job ids that grow with the clock, so that a
+# second `up` on one machine cannot reuse an id that sacct already holds
+FirstJobId=$((($(date +%s) / 10) % 60000000))
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
