@@ -151,9 +151,10 @@ def without_flag(command, flag):
 
 def same_run(a, b):
     """Whether two commands count as the same job: equal but for `--checkpoint-every`, so that the records of runs made
-    before the runners passed it still match. Not the same episodes: until issue 31's fix lands, a checkpoint reseeds
-    the env at the episode end it is taken at (tests/test_resume.py, the strict xfail), so a run with checkpoints takes
-    other episodes than the same command without them; a resumed run repeats the run it continues bit for bit."""
+    before the runners passed it still match. Since 2026-12-07 (issue 31) a checkpoint changes nothing in a run: with
+    or without checkpoints, resumed or not, the same command gives the same run bit for bit on one machine
+    (tests/test_resume.py). Rows recorded before then with `--checkpoint-every` took other episodes (a checkpoint then
+    reseeded the env); they reproduce from their commit."""
     return without_flag(a, "--checkpoint-every") == without_flag(b, "--checkpoint-every")
 
 
