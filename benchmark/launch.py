@@ -42,7 +42,17 @@ from typing import List, Optional
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # plot.py, beside this file
-from plot import EVAL_TAG, RETURN_TAG, SPS_TAG, Run, curves_file, env_name, final_return, read_scalars, text_table  # noqa: E402
+from plot import (  # noqa: E402
+    EVAL_TAG,
+    RETURN_TAG,
+    SPS_TAG,
+    Run,
+    curves_file,
+    env_name,
+    final_return,
+    read_scalars,
+    text_table,
+)
 
 CHECKPOINT_EXIT = 75  # EX_TEMPFAIL: the training script stopped on a signal after writing its checkpoint ("resume me")
 
