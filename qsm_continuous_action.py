@@ -560,7 +560,7 @@ if __name__ == "__main__":
             actions = ddpm_sample(eps_theta, torch.as_tensor(obs, device=device).float(), schedule, args.temperature)
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
 
-        env_states = args.checkpoint_every and env_rngs(envs)  # for a checkpoint: an episode's end resets the env inside step
+        env_states = args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) and env_rngs(envs)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -610,7 +610,7 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
-        if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
+        if env_states and "final_obs" in infos:
             writer.flush()  # every curve up to here is on disk before the checkpoint says so
             write_checkpoint(ckpt_path, modules, q_grad_rms, rb, global_step + 1, [last_return, last_eval], args, env_states)
             next_checkpoint = global_step + 1 + args.checkpoint_every

@@ -634,7 +634,7 @@ if __name__ == "__main__":
             actions, act_key = explore(state.eps_params, obs, act_key)
             actions = np.asarray(actions)
 
-        env_states = args.checkpoint_every and env_rngs(envs)  # for a checkpoint: an episode's end resets the env inside step
+        env_states = args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) and env_rngs(envs)
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)
@@ -685,7 +685,7 @@ if __name__ == "__main__":
                   f"{(args.total_timesteps - global_step - 1) / rate / 60:.0f} min left | "
                   f"last return {last_return:.1f} | last eval {last_eval:.1f}", flush=True)  # fmt: skip
 
-        if args.checkpoint_every and "final_obs" in infos and (global_step + 1 >= next_checkpoint or stop):
+        if env_states and "final_obs" in infos:
             writer.close()  # every curve up to here is on disk before the checkpoint says so (tensorboardX's flush() leaves
             writer = SummaryWriter(run_dir, filename_suffix=f".{global_step + 1}")  # queued events behind): a new file
             progress = [last_return, last_eval]
