@@ -29,8 +29,9 @@ run_path() {  # run_path "name|env|selection"
     local name env select
     IFS="|" read -r name env select <<<"$1"
     select="(${select:-not nothing}) and (${K:-not nothing})"
+    # -n 0: no pytest-xdist workers, the grid already runs JOBS paths at a time
     env $env QSM_TEST_SEEDS="$SEEDS" QSM_RECORD="$OUT/$name.jsonl" OMP_NUM_THREADS=1 \
-        python -m pytest -q -p no:cacheprovider -m learning -k "$select" >"$OUT/$name.log" 2>&1
+        python -m pytest -q -n 0 -p no:cacheprovider -m learning -k "$select" >"$OUT/$name.log" 2>&1
     echo "[numerics_matrix] $name: $(tail -n 1 "$OUT/$name.log")"
 }
 export -f run_path

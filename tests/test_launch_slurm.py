@@ -502,12 +502,18 @@ def test_a_stopped_job_resumes_and_another_command_starts_afresh(tmp_path):
     assert proc.returncode == 0 and trace == [] and "ok (finished before)" in proc.stdout
 
 
+def interruptible(cmd, **kwargs):
+    """Popen with SIGINT at its default action: a shell without job control starts a background command (pytest run
+    as `... &`) with SIGINT ignored, its children inherit that, and the launcher would never see the Ctrl-C we send."""
+    return subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+
+
 def test_ctrl_c_stops_the_jobs_at_their_checkpoints(tmp_path):
     (tmp_path / "ckjob.py").write_text(CHECKPOINT_JOB)
     cmd = [sys.executable, LAUNCH, "--env-ids", "EnvA", "--seeds", "1", "--log-dir", str(tmp_path / "logs"), "--"]
     job_args = ("--checkpoint-every", "1000", "--total-timesteps", "500")  # 5 s: still running when Ctrl-C comes
     cmd += [sys.executable, str(tmp_path / "ckjob.py"), *job_args]
-    launcher = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    launcher = interruptible(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     while not (tmp_path / "trace.txt").exists():  # the job is running, with its signal handlers
         time.sleep(0.05)
     launcher.send_signal(signal.SIGINT)
@@ -524,7 +530,7 @@ def test_slurm_interrupt_cancels_unfinished_jobs(slurm, tmp_path):
     sleeper.write_text("import time\ntime.sleep(120)\n")
     cmd = [sys.executable, LAUNCH, "--backend", "slurm", "--env-ids", "EnvA", "--seeds", "1", "2"]
     cmd += ["--log-dir", str(tmp_path / "logs"), "--slurm-poll", "2", "--", sys.executable, str(sleeper)]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    proc = interruptible(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     lines = [proc.stdout.readline() for _ in range(3)]  # the header and the two "submitted" lines
     array_id = submitted_ids("".join(lines))[0].split("_")[0]
     time.sleep(3)
