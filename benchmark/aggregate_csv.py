@@ -3,10 +3,11 @@
     python benchmark/aggregate_csv.py benchmark/results/study_50k/runs.csv --algos sac grad-rms-targets grad-rms
 
 A study whose runs ran on other machines or in other sessions joins another one this way: the rows carry each run's
-final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return; then the IQM and the
-mean of the normalised returns with 95% stratified-bootstrap intervals, by plot.py's rules (the same normalisation: per
-env, 0 and 1 are the lowest and highest final evaluation return of the algorithms that enter; an algorithm enters only
-with the same number of seeds on every env). Of two rows with the same env, algorithm and seed, the later one counts.
+final evaluation return. Per env and algorithm: the mean ± sample std over seeds of that return and the mean wall-clock
+(`wall_clock_s`, where rows have it); then the IQM and the mean of the normalised returns with 95% stratified-bootstrap
+intervals, by plot.py's rules (the same normalisation: per env, 0 and 1 are the lowest and highest final evaluation
+return of the algorithms that enter; an algorithm enters only with the same number of seeds on every env). Of two rows
+with the same env, algorithm and seed, the later one counts.
 
 `--fixed-references` normalises by fixed scores instead, so that adding a row never moves another row's number:
 MuJoCo (return - random) / (TD3 - random) with the random and TD3 scores that SimbaV2's code tabulates for the v4
@@ -51,7 +52,7 @@ def improvement(scores, x, y, reps=2000):
 
 
 def read_rows(paths, algos=None, tasks=None):
-    """(env, algo) -> {seed: final eval return} over the CSVs' rows that have one, later rows replacing earlier ones."""
+    """(env, algo) -> its rows that have a final eval return (seed, return, wall-clock), later rows replacing earlier ones."""
     import pandas as pd
 
     rows = pd.concat([pd.read_csv(path, dtype={"task": str, "algorithm": str}) for path in paths])
@@ -60,8 +61,10 @@ def read_rows(paths, algos=None, tasks=None):
         rows = rows[rows.task.isin({task.replace("/", "-") for task in tasks})]  # as the CSVs name them
     if algos:
         rows = rows[rows.algorithm.isin(algos)]
-    rows = rows.drop_duplicates(["task", "algorithm", "seed"], keep="last")
-    return {key: dict(zip(runs.seed.astype(int), runs.final_eval_return)) for key, runs in rows.groupby(["task", "algorithm"])}
+    rows = rows.drop_duplicates(["task", "algorithm", "seed"], keep="last").sort_values("seed")
+    if "wall_clock_s" not in rows:
+        rows["wall_clock_s"] = np.nan  # CSVs from before the launcher recorded it
+    return dict(tuple(rows.groupby(["task", "algorithm"])))
 
 
 def main(argv=None):
@@ -78,11 +81,13 @@ def main(argv=None):
     if not finals:
         print("aggregate_csv.py: error: no rows with a final evaluation return", file=sys.stderr)
         return 2
-    table = {key: {"eval_finals": np.array([v for _, v in sorted(runs.items())])} for key, runs in finals.items()}
-    print("| env | algorithm | seeds | final eval return |\n|---|---|---|---|")
+    table = {key: {"eval_finals": runs.final_eval_return.to_numpy()} for key, runs in finals.items()}
+    print("| env | algorithm | seeds | final eval return | wall-clock, min (mean) |\n|---|---|---|---|---|")
     for (env, algo), entry in sorted(table.items()):
         mean, std = mean_std(entry["eval_finals"])
-        print(f"| {env} | {algo} | {len(entry['eval_finals'])} | {mean:.1f} ± {std:.1f} |")
+        wall = finals[env, algo].wall_clock_s.mean() / 60
+        wall = "-" if np.isnan(wall) else f"{wall:.0f}"  # "-": a row without it
+        print(f"| {env} | {algo} | {len(entry['eval_finals'])} | {mean:.1f} ± {std:.1f} | {wall} |")
     references = fixed_references({env for env, _ in table}) if args.fixed_references else None
     scores, ranges = normalised_scores(table, references)
     if scores:

@@ -766,7 +766,8 @@ def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_pat
         low, high = low_high[task]
         for algo, score in (("x", high), ("y", low), ("z", (low + high) / 2)):
             for seed in (1, 2, 3):
-                launch.append_row(str(path), dict(task=task, algorithm=algo, seed=seed, final_eval_return=repr(score)))
+                wall = dict(wall_clock_s=600 * seed) if algo == "x" else {}  # x: 10, 20, 30 min; y and z: not recorded
+                launch.append_row(str(path), dict(task=task, algorithm=algo, seed=seed, final_eval_return=repr(score), **wall))
     launch.append_row(str(path), dict(task="Hopper-v4", algorithm="x", seed=1, final_eval_return="3226.0"))  # not held out
     argv = [str(path), "--fixed-references", "--improvement", "x>y", "z>x", "--bootstrap-reps", "200", "--tasks"]
     argv += [task.replace("dm_control-", "dm_control/") for task in HELDOUT_TASKS]  # as launch.py's --env-ids names them
@@ -774,7 +775,7 @@ def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_pat
     out = capsys.readouterr().out
     assert "Ant-v4: 0 = -70.3, 1 = 3942.0" in out and "Humanoid-v4: 0 = 120.4, 1 = 5165.0" in out
     assert "dm_control-quadruped-walk-v0: 0 = 0.0, 1 = 1000.0" in out
-    assert "| Humanoid-v4 | z | 3 | 2642.7 ± 0.0 |" in out
+    assert "| Humanoid-v4 | z | 3 | 2642.7 ± 0.0 | - |" in out and "| Ant-v4 | x | 3 | 3942.0 ± 0.0 | 20 |" in out
     iqm, mean = out.split("IQM of normalised")[1].split("Mean of normalised")
     for block in (iqm, mean):
         assert "x: 1.00 [1.00, 1.00]" in block and "y: 0.00 [0.00, 0.00]" in block and "z: 0.50 [0.50, 0.50]" in block
