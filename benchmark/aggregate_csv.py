@@ -83,11 +83,11 @@ def main(argv=None):
         return 2
     table = {key: {"eval_finals": runs.final_eval_return.to_numpy()} for key, runs in finals.items()}
     print("| env | algorithm | seeds | final eval return | wall-clock, min (mean) |\n|---|---|---|---|---|")
-    for (env, algo), entry in sorted(table.items()):
-        mean, std = mean_std(entry["eval_finals"])
-        wall = finals[env, algo].wall_clock_s.mean() / 60
+    for (env, algo), runs in sorted(finals.items()):
+        mean, std = mean_std(runs.final_eval_return.to_numpy())
+        wall = runs.wall_clock_s.mean() / 60
         wall = "-" if np.isnan(wall) else f"{wall:.0f}"  # "-": a row without it
-        print(f"| {env} | {algo} | {len(entry['eval_finals'])} | {mean:.1f} ± {std:.1f} | {wall} |")
+        print(f"| {env} | {algo} | {len(runs)} | {mean:.1f} ± {std:.1f} | {wall} |")
     references = fixed_references({env for env, _ in table}) if args.fixed_references else None
     scores, ranges = normalised_scores(table, references)
     if scores:
