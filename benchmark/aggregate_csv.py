@@ -12,6 +12,7 @@ with the same env, algorithm and seed, the later one counts.
 `--fixed-references` normalises by fixed scores instead, so that adding a row never moves another row's number:
 MuJoCo (return - random) / (TD3 - random) with the random and TD3 scores that SimbaV2's code tabulates for the v4
 tasks, DMC return / 1000. `--improvement X>Y` prints rliable's probability of improvement P(X > Y) with its interval.
+`--wide` prints it all as one Markdown table: a row per task, a column per algorithm, then the aggregates' rows.
 """
 
 import argparse
@@ -51,6 +52,10 @@ def improvement(scores, x, y, reps=2000):
     return float(point["pair"]), (float(low), float(high))
 
 
+def shown(point, interval):
+    return f"{point:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
 def read_rows(paths, algos=None, tasks=None):
     """(env, algo) -> its rows that have a final eval return (seed, return, wall-clock), later rows replacing earlier ones."""
     import pandas as pd
@@ -75,6 +80,7 @@ def main(argv=None):
     parser.add_argument("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--fixed-references", action="store_true", help="normalise by fixed reference scores (above)")
     parser.add_argument("--improvement", nargs="*", default=[], metavar="X>Y", help="print P(X > Y) (rliable)")
+    parser.add_argument("--wide", action="store_true", help="one row per task, one column per algorithm (--algos' order)")
     args = parser.parse_args(argv)
 
     finals = read_rows(args.csvs, args.algos, args.tasks)
@@ -82,27 +88,40 @@ def main(argv=None):
         print("aggregate_csv.py: error: no rows with a final evaluation return", file=sys.stderr)
         return 2
     table = {key: {"eval_finals": runs.final_eval_return.to_numpy()} for key, runs in finals.items()}
+    envs = sorted({env for env, _ in finals})
+    algos = args.algos or sorted({algo for _, algo in finals})
+    cell = {key: "{:.1f} ± {:.1f}".format(*mean_std(runs.final_eval_return.to_numpy())) for key, runs in finals.items()}
+    references = fixed_references(envs) if args.fixed_references else None
+    scores, ranges = normalised_scores(table, references, echo=lambda note: print(note, file=sys.stderr))  # off the table
+    aggregates = {}  # row name -> algo -> "point [low, high]"
+    if scores:
+        for name, estimate in (("IQM", iqm_intervals), ("mean", mean_intervals)):
+            aggregates[name] = {algo: shown(*e) for algo, e in estimate(scores, args.bootstrap_reps).items()}
+        for pair in args.improvement:
+            x, y = pair.split(">")
+            aggregates[f"P({x} > {y})"] = {x: shown(*improvement(scores, x, y, args.bootstrap_reps))}
+    if args.wide:
+        print(f"| task | {' | '.join(algos)} |\n|---|{'---|' * len(algos)}")
+        for env in envs:
+            print(f"| {env} | {' | '.join(cell.get((env, algo), '-') for algo in algos)} |")
+        for name, row in aggregates.items():
+            name = f"{name}, normalised" if name in ("IQM", "mean") else name
+            print(f"| {name} | {' | '.join(row.get(algo, '') for algo in algos)} |")
+        return 0
     print("| env | algorithm | seeds | final eval return | wall-clock, min (mean) |\n|---|---|---|---|---|")
     for (env, algo), runs in sorted(finals.items()):
-        mean, std = mean_std(runs.final_eval_return.to_numpy())
         wall = runs.wall_clock_s.mean() / 60
         wall = "-" if np.isnan(wall) else f"{wall:.0f}"  # "-": a row without it
-        print(f"| {env} | {algo} | {len(runs)} | {mean:.1f} ± {std:.1f} | {wall} |")
-    references = fixed_references({env for env, _ in table}) if args.fixed_references else None
-    scores, ranges = normalised_scores(table, references)
+        print(f"| {env} | {algo} | {len(runs)} | {cell[env, algo]} | {wall} |")
     if scores:
         print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
         for env, (low, high) in ranges.items():
             print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}")
-        for algo, (point, (low, high)) in sorted(iqm_intervals(scores, args.bootstrap_reps).items()):
-            print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
-        print("Mean of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
-        for algo, (point, (low, high)) in sorted(mean_intervals(scores, args.bootstrap_reps).items()):
-            print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
-        for pair in args.improvement:
-            x, y = pair.split(">")
-            point, (low, high) = improvement(scores, x, y, args.bootstrap_reps)
-            print(f"  P({x} > {y}) = {point:.2f} [{low:.2f}, {high:.2f}]")
+        for name, row in aggregates.items():
+            if name == "mean":
+                print("Mean of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
+            for algo, text in sorted(row.items()):
+                print(f"  {name} = {text}" if name.startswith("P(") else f"  {algo}: {text}")
     return 0
 
 

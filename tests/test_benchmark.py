@@ -781,3 +781,14 @@ def test_aggregate_csv_computes_the_heldout_analysis_on_fixed_references(tmp_pat
         assert "x: 1.00 [1.00, 1.00]" in block and "y: 0.00 [0.00, 0.00]" in block and "z: 0.50 [0.50, 0.50]" in block
     assert "P(x > y) = 1.00 [1.00, 1.00]" in out and "P(z > x) = 0.00 [0.00, 0.00]" in out
     assert "Hopper-v4" not in out and "left out" not in out  # without --tasks, Hopper-v4 (x, one seed) leaves all out
+    # --wide: the same numbers as one table, columns in --algos' order; w, on one task only, shows "-" on the others and
+    # stays out of the aggregates (its note goes to stderr, off the table)
+    launch.append_row(str(path), dict(task="Ant-v4", algorithm="w", seed=1, final_eval_return="100.0"))
+    assert aggregate_csv.main(argv + ["--algos", "z", "x", "y", "w", "--wide"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[:2] == ["| task | z | x | y | w |", "|---|---|---|---|---|"] and "w is left out" in captured.err
+    assert "| Ant-v4 | 1935.9 ± 0.0 | 3942.0 ± 0.0 | -70.3 ± 0.0 | 100.0 ± nan |" in out
+    assert "| Humanoid-v4 | 2642.7 ± 0.0 | 5165.0 ± 0.0 | 120.4 ± 0.0 | - |" in out
+    assert "| IQM, normalised | 0.50 [0.50, 0.50] | 1.00 [1.00, 1.00] | 0.00 [0.00, 0.00] |  |" in out
+    assert out[-2:] == ["| P(x > y) |  | 1.00 [1.00, 1.00] |  |  |", "| P(z > x) | 0.00 [0.00, 0.00] |  |  |  |"]
