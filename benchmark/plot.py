@@ -439,9 +439,14 @@ def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, tit
     envs = sorted({r.env_id for r in runs})
     colors = colors or algo_colors(runs)
     n_panels = len(envs) + (1 if aggregate else 0)
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 3.6), squeeze=False)
+    n_cols = min(n_panels, 4)  # wrap: at most four panels a row
+    n_rows = -(-n_panels // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols, 3.6 * n_rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
     drawn = {}
-    for ax, env in zip(axes[0], envs):
+    for ax, env in zip(axes, envs):
         env_runs = [r for r in runs if r.env_id == env]
         grid = np.linspace(0, max(r.last_step for r in env_runs), num_points)
         for algo in sorted(colors):
@@ -470,7 +475,7 @@ def plot(runs, output, window=10, reps=2000, aggregate=None, num_points=200, tit
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     if aggregate:
-        ax = axes[0][-1]
+        ax = axes[n_panels - 1]
         names = sorted(aggregate)
         for i, algo in enumerate(names):
             point, (low, high) = aggregate[algo]
