@@ -22,17 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot import interval_estimates, iqm_intervals, mean_std, normalised_scores  # noqa: E402
-
-# (random, TD3) returns of the v4 MuJoCo tasks, as SimbaV2's code tabulates them (github.com/dojeon-ai/SimbaV2,
-# scale_rl/envs/mujoco.py: MUJOCO_RANDOM_SCORE, MUJOCO_TD3_SCORE; checked at its commit 14fafb2)
-MUJOCO_REFERENCES = {"Hopper-v4": (18.791, 3226.0), "Walker2d-v4": (2.791, 3946.0), "HalfCheetah-v4": (-289.415, 10574.0),
-                     "Ant-v4": (-70.288, 3942.0), "Humanoid-v4": (120.423, 5165.0)}  # fmt: skip
-
-
-def fixed_references(envs):
-    """env -> (score of 0, score of 1): the MuJoCo table above, (0, 1000) for the DeepMind Control Suite."""
-    return {env: MUJOCO_REFERENCES[env] if env in MUJOCO_REFERENCES else (0.0, 1000.0) for env in envs}
+from plot import fixed_references, interval_estimates, iqm_intervals, mean_std, normalised_scores  # noqa: E402
 
 
 def mean_intervals(scores, reps=2000):

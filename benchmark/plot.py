@@ -25,14 +25,14 @@ counts. Statistics over seeds use rliable (Agarwal et al., 2021, "Deep RL at the
   defaults in DEFAULT_THRESHOLDS), the first env step at which the mean-over-seeds evaluation curve reaches it
   ("-": never); the final training return (each seed's mean over its last `--last-episodes` training episodes, then
   mean ± sample std); the median `charts/SPS`; for QSM, the share of sampled actions at the bounds.
-- Aggregate over envs: an algorithm enters only when it has the same number of evaluated seeds on every env. Each
-  of its runs' final evaluation return is normalised per env, by default by a min/max over the runs of that env of the
+- Aggregate over envs: an algorithm enters only when it has the same number of evaluated seeds on every env. Each of
+  its runs' final evaluation return is normalised per env, by default by a min/max over the runs of that env of the
   algorithms that enter (one left out does not move the scale): 0 is the lowest final evaluation return, 1 the highest.
-  `--score-range ENV=LOW:HIGH` gives reference scores instead. Printed, and drawn as the curves' last panel: the
-  interquartile mean (IQM, `rliable.metrics.aggregate_iqm`) over runs x envs with 95% stratified-bootstrap intervals
-  (`rliable.library.get_interval_estimates`: seeds resampled within each env). Saved next to the curves
-  (`--profile-output`, default `{output}_profiles.png`): rliable's performance profiles, the share of runs whose
-  normalised score exceeds tau, with 95% stratified-bootstrap bands.
+  `--score-range ENV=LOW:HIGH` gives reference scores instead, `--fixed-references` fixed ones (MUJOCO_REFERENCES). Printed,
+  and drawn as the curves' last panel: the interquartile mean (IQM, `rliable.metrics.aggregate_iqm`) over runs x envs
+  with 95% stratified-bootstrap intervals (`rliable.library.get_interval_estimates`: seeds resampled within each env).
+  Saved next to the curves (`--profile-output`, default `{output}_profiles.png`): rliable's performance profiles, the
+  share of runs whose normalised score exceeds tau, with 95% stratified-bootstrap bands.
 - `--csv PATH`: one row per run: env, algorithm, seed, the exact training command (from the launcher's `.done` record
   of that run, found under `--log-dir`, by default `{runs_dir}/logs`, searched recursively; empty when there is none;
   with `--results`, the row's command),
@@ -311,6 +311,17 @@ def summarize(runs, last_episodes=10, thresholds=None):
     return table
 
 
+# (random, TD3) returns of the v4 MuJoCo tasks, as SimbaV2's code tabulates them (github.com/dojeon-ai/SimbaV2,
+# scale_rl/envs/mujoco.py: MUJOCO_RANDOM_SCORE, MUJOCO_TD3_SCORE; checked at its commit 14fafb2)
+MUJOCO_REFERENCES = {"Hopper-v4": (18.791, 3226.0), "Walker2d-v4": (2.791, 3946.0), "HalfCheetah-v4": (-289.415, 10574.0),
+                     "Ant-v4": (-70.288, 3942.0), "Humanoid-v4": (120.423, 5165.0)}  # fmt: skip
+
+
+def fixed_references(envs):
+    """env -> (score of 0, score of 1): the MuJoCo table above, (0, 1000) for the DeepMind Control Suite."""
+    return {env: MUJOCO_REFERENCES[env] if env in MUJOCO_REFERENCES else (0.0, 1000.0) for env in envs}
+
+
 def normalised_scores(table, score_ranges=None, echo=print):
     """algo -> (seeds, envs) array of normalised final evaluation returns, and env -> (low, high) used.
 
@@ -578,6 +589,11 @@ def main(argv=None):
         metavar="ENV=LOW:HIGH",
         help="reference scores of an env for the aggregate (default: min and max final eval return of its runs)",
     )
+    parser.add_argument(
+        "--fixed-references",
+        action="store_true",
+        help="normalise by fixed references (MuJoCo: random and TD3 scores, MUJOCO_REFERENCES; DMC: 0 and 1000)",
+    )
     parser.add_argument("--title", default=None, help="figure title")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--max-step", type=int, default=None, help="use only what was logged before this env step")
@@ -603,7 +619,8 @@ def main(argv=None):
         print(f"plot.py: error: no runs with {RETURN_TAG} under {args.results or args.runs_dir!r}", file=sys.stderr)
         return 2
     table = summarize(runs, args.last_episodes, parse_thresholds(args.thresholds))
-    scores, ranges = normalised_scores(table, parse_ranges(args.score_range))
+    given = fixed_references({env for env, _ in table}) if args.fixed_references else parse_ranges(args.score_range)
+    scores, ranges = normalised_scores(table, given)
     aggregate = iqm_intervals(scores, args.bootstrap_reps) if scores else None
     colors = algo_colors(runs)
     plot(runs, args.output, args.window, args.bootstrap_reps, aggregate, title=args.title, curves=args.curves, colors=colors)
@@ -620,7 +637,7 @@ def main(argv=None):
     if aggregate:
         print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
         for env, (low, high) in ranges.items():
-            print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}" + (" (given)" if env in parse_ranges(args.score_range) else ""))
+            print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}" + (" (given)" if env in given else ""))
         for algo, (point, (low, high)) in sorted(aggregate.items()):
             print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
     print(f"\nfigure: {args.output}")

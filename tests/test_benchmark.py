@@ -330,6 +330,12 @@ def test_plot_draws_a_study_from_its_committed_curves(fake_runs, tmp_path, capsy
     assert f"good: {expected_iqm(expected_normalised()['good']):.2f} [" in out
     for png in ("curves.png", "curves_profiles.png"):
         assert os.path.getsize(study / "figures" / png) > 10_000
+    # --fixed-references: EnvA-v0 and EnvB-v0 are not MuJoCo's, so 0 and 1000, as aggregate_csv.py normalises them
+    assert plot.main(["--results", str(study), "--bootstrap-reps", "200", "--fixed-references"]) == 0
+    out = capsys.readouterr().out
+    assert "EnvA-v0: 0 = 0.0, 1 = 1000.0 (given)" in out and "EnvB-v0: 0 = 0.0, 1 = 1000.0 (given)" in out
+    good = np.stack([EVALS[(env, "good")][:, -1] for env in ("EnvA-v0", "EnvB-v0")], axis=1) / 1000
+    assert f"good: {expected_iqm(good):.2f} [" in out
     # a row whose curves file is missing is left out, and a note says so
     os.remove(study / "curves" / plot.curves_file("EnvA-v0", "good", 1))
     notes = []
