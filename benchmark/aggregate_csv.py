@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plot import fixed_references, interval_estimates, iqm_intervals, mean_std, normalised_scores  # noqa: E402
+from plot import fixed_references, interval_estimates, iqm_intervals, mean_std, normalised_scores, shown  # noqa: E402
 
 
 def mean_intervals(scores, reps=2000):
@@ -40,10 +40,6 @@ def improvement(scores, x, y, reps=2000):
     point, interval = interval_estimates({"pair": (scores[x], scores[y])}, metrics.probability_of_improvement, reps)
     low, high = np.ravel(interval["pair"])
     return float(point["pair"]), (float(low), float(high))
-
-
-def shown(point, interval):
-    return f"{point:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def read_rows(paths, algos=None, tasks=None):
@@ -80,7 +76,7 @@ def main(argv=None):
     table = {key: {"eval_finals": runs.final_eval_return.to_numpy()} for key, runs in finals.items()}
     envs = sorted({env for env, _ in finals})
     algos = args.algos or sorted({algo for _, algo in finals})
-    cell = {key: "{:.1f} ± {:.1f}".format(*mean_std(runs.final_eval_return.to_numpy())) for key, runs in finals.items()}
+    cell = {key: "{:.1f} ± {:.1f}".format(*mean_std(entry["eval_finals"])) for key, entry in table.items()}
     references = fixed_references(envs) if args.fixed_references else None
     scores, ranges = normalised_scores(table, references, echo=lambda note: print(note, file=sys.stderr))  # off the table
     aggregates = {}  # row name -> algo -> "point [low, high]"

@@ -322,6 +322,11 @@ def fixed_references(envs):
     return {env: MUJOCO_REFERENCES[env] if env in MUJOCO_REFERENCES else (0.0, 1000.0) for env in envs}
 
 
+def shown(point, interval):
+    """An estimate with its interval as the tables print it: 0.56 [0.33, 0.72]."""
+    return f"{point:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
 def normalised_scores(table, score_ranges=None, echo=print):
     """algo -> (seeds, envs) array of normalised final evaluation returns, and env -> (low, high) used.
 
@@ -638,8 +643,8 @@ def main(argv=None):
         print("\nIQM of normalised final eval return (rliable), 95% stratified-bootstrap interval:")
         for env, (low, high) in ranges.items():
             print(f"  {env}: 0 = {low:.1f}, 1 = {high:.1f}" + (" (given)" if env in given else ""))
-        for algo, (point, (low, high)) in sorted(aggregate.items()):
-            print(f"  {algo}: {point:.2f} [{low:.2f}, {high:.2f}]")
+        for algo, estimate in sorted(aggregate.items()):
+            print(f"  {algo}: {shown(*estimate)}")
     print(f"\nfigure: {args.output}")
     if scores:
         print(f"performance profiles: {profile_output}")
