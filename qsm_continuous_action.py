@@ -560,7 +560,7 @@ if __name__ == "__main__":
             actions = ddpm_sample(eps_theta, torch.as_tensor(obs, device=device).float(), schedule, args.temperature)
             actions = (actions + args.exploration_noise * torch.randn_like(actions)).clamp(-1.0, 1.0).cpu().numpy()
 
-        env_states = args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) and env_rngs(envs)
+        env_states = env_rngs(envs) if args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) else None
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)

@@ -634,7 +634,7 @@ if __name__ == "__main__":
             actions, act_key = explore(state.eps_params, obs, act_key)
             actions = np.asarray(actions)
 
-        env_states = args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) and env_rngs(envs)
+        env_states = env_rngs(envs) if args.checkpoint_every and (global_step + 1 >= next_checkpoint or stop) else None
 
         # TRY NOT TO MODIFY: execute the game and log data.
         next_obs, rewards, terminations, truncations, infos = envs.step(actions)

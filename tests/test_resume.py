@@ -172,3 +172,38 @@ def test_checkpoints_leave_the_run_alone(framework, env_id, tmp_path):
                                 text=True, timeout=600)  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
         assert scalars(run_folder(tmp_path / "checkpointed")) == logged["plain"]
+
+
+# A Pendulum that sends its own process SIGUSR2 inside its 200th step, the step that ends its second 100-step episode:
+# the signal comes after the loop decided whether to keep the env's RNG states for a checkpoint at this step's end
+SIGNALLING_ENV = """
+import os, signal
+import gymnasium as gym
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+class SignalInStep200(PendulumEnv):
+    steps = 0
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 200:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return super().step(action)
+
+gym.register("SignalInStep200-v0", entry_point=SignalInStep200, max_episode_steps=100)
+"""
+
+
+@pytest.mark.parametrize("framework", list(SCRIPTS))
+def test_a_signal_inside_an_episodes_last_step_checkpoints_at_the_next_episode_end(framework, tmp_path):
+    # The step's RNG states were not kept (no checkpoint was due when it began), so its episode end writes no checkpoint:
+    # the next one does, and the run resumes from it
+    (tmp_path / "signalling_env.py").write_text(SIGNALLING_ENV)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    args = [sys.executable, os.path.join(ROOT, SCRIPTS[framework]), "--env-id", "signalling_env:SignalInStep200-v0",
+            *PLAIN, "--total-timesteps", "400", "--checkpoint-every", "1000"]  # fmt: skip
+    stopped = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert stopped.returncode == 75, stopped.stderr[-3000:]
+    assert "stopped by signal 12 at step 300;" in stopped.stdout, stopped.stdout
+    (checkpoint,) = glob.glob(str(tmp_path / "runs" / "*" / "*.qsm_checkpoint"))
+    resumed = subprocess.run([*args, "--resume", checkpoint], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
