@@ -198,7 +198,7 @@ def test_a_signal_inside_an_episodes_last_step_checkpoints_at_the_next_episode_e
     # The step's RNG states were not kept (no checkpoint was due when it began), so its episode end writes no checkpoint:
     # the next one does, and the run resumes from it
     (tmp_path / "signalling_env.py").write_text(SIGNALLING_ENV)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     args = [sys.executable, os.path.join(ROOT, SCRIPTS[framework]), "--env-id", "signalling_env:SignalInStep200-v0",
             *PLAIN, "--total-timesteps", "400", "--checkpoint-every", "1000"]  # fmt: skip
     stopped = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
